@@ -1,0 +1,62 @@
+// swift-tools-version:6.2
+// Layers, bottom to top (see ../shared/STYLE.md): the C shim, basics, the SSH transport, the inventory,
+// facts, the engine, the commands, and a one-line executable. Only SSHTransport imports the C module.
+import PackageDescription
+
+let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+
+let package = Package(
+    name: "provision",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "provision", targets: ["provision"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C shim over Debian's libssh2 (libssh2-1-dev).
+        .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2", providers: [.apt(["libssh2-1-dev"])]),
+        // Shell quoting, redaction, bounded concurrency, logging: no I/O of its own.
+        .target(name: "ProvisionBasics",
+                dependencies: [.product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        // SSH sessions, exec, SFTP and host-key checks on libssh2; blocking calls run on per-connection threads.
+        .target(name: "SSHTransport",
+                dependencies: ["CLibSSH2", "ProvisionBasics"],
+                swiftSettings: strict),
+        // The YAML inventory: model, loader with file:line:column diagnostics, ${env:NAME}.
+        .target(name: "Inventory",
+                dependencies: ["ProvisionBasics", "Yams"],
+                swiftSettings: strict),
+        // Facts: what a host is, gathered by one script and parsed from its output (pure).
+        .target(name: "Facts",
+                dependencies: ["ProvisionBasics"],
+                swiftSettings: strict),
+        // Runs work on inventory hosts: connections per host, parallelism, per-host failures.
+        .target(name: "Engine",
+                dependencies: ["ProvisionBasics", "SSHTransport", "Inventory", "Facts",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        // The command-line interface: thin commands, output formats, exit codes.
+        .target(name: "ProvisionCommands",
+                dependencies: ["Engine", "Inventory", "Facts", "SSHTransport", "ProvisionBasics",
+                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .executableTarget(name: "provision", dependencies: ["ProvisionCommands"], swiftSettings: strict),
+
+        // Test support: brings the lab (scripts/lab) up and down, finds the built binary.
+        .target(name: "LabSupport", path: "Tests/LabSupport",
+                swiftSettings: strict),
+        .testTarget(name: "UnitTests",
+                    dependencies: ["ProvisionBasics", "Inventory", "Facts", "SSHTransport", "Engine"],
+                    resources: [.copy("Fixtures")],
+                    swiftSettings: strict),
+        .testTarget(name: "LabTests",
+                    dependencies: ["LabSupport", "SSHTransport", "Inventory", "Engine", "Facts", "provision"],
+                    swiftSettings: strict),
+    ]
+)
