@@ -1,0 +1,42 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Inventory
+import Logging
+import ProvisionBasics
+
+/// Options every command that talks to hosts shares.
+struct HostOptions: ParsableArguments {
+    @Argument(help: "The inventory file (YAML).")
+    var inventory: String
+
+    @Option(help: "How many hosts to work on at once.")
+    var parallel: Int = 10
+
+    @Flag(name: .shortAndLong, help: "Log connections and remote commands to stderr (secrets redacted).")
+    var verbose = false
+
+    func validate() throws {
+        guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1") }
+    }
+
+    /// Loads the inventory or prints every problem in it (file:line:column) and exits 1.
+    func loadInventory() throws -> Inventory {
+        do {
+            return try InventoryLoader.load(path: inventory)
+        } catch let error as InventoryError {
+            Console.error(error.description)
+            throw ExitCode(1)
+        }
+    }
+
+    func logger(redacting inventory: Inventory) -> Logger {
+        let redactor = Redactor(secrets: inventory.secrets)
+        let level: Logger.Level = verbose ? .debug : .notice
+        return Logger(label: "provision") { _ in StderrLogHandler(level: level, redactor: redactor) }
+    }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
+}

@@ -1,0 +1,3 @@
+import ProvisionCommands
+
+@main extension ProvisionCommand {}
