@@ -2,23 +2,27 @@ import Foundation
 
 /// Facts come from ONE shell script per host (one round trip) that prints `key=value` lines, and a pure parser.
 public enum FactsProbe {
-    /// POSIX sh; reads only, needs no root, and prints every key even when its value is empty.
+    /// POSIX sh; reads only, needs no root, prints every key even when empty, and forks as little as it can
+    /// (builtins read the /proc files): on a small board each fork is milliseconds of the host's CPU.
     public static let script = #"""
-p() { printf '%s=%s\n' "$1" "$(printf '%s' "$2" | tr '\n\r' '  ')"; }
-p hostname "$(cat /proc/sys/kernel/hostname 2>/dev/null)"
-( . /etc/os-release 2>/dev/null; p os.id "${ID:-}"; p os.versionId "${VERSION_ID:-}"; p os.versionCodename "${VERSION_CODENAME:-}"; p os.prettyName "${PRETTY_NAME:-}" )
-p arch "$(uname -m 2>/dev/null)"
+nl='
+'
+p() { v=$2; v=${v%%"$nl"*}; printf '%s=%s\n' "$1" "$v"; }
+r() { v=; [ -r "$1" ] && IFS= read -r v < "$1"; printf '%s' "$v"; }
+h=; [ -r /proc/sys/kernel/hostname ] && IFS= read -r h < /proc/sys/kernel/hostname; p hostname "$h"
+ID= VERSION_ID= VERSION_CODENAME= PRETTY_NAME=; [ -r /etc/os-release ] && . /etc/os-release
+p os.id "$ID"; p os.versionId "$VERSION_ID"; p os.versionCodename "$VERSION_CODENAME"; p os.prettyName "$PRETTY_NAME"
+set -- $(uname -r -m 2>/dev/null); p kernel "${1:-}"; p arch "${2:-}"
 p dpkgArch "$(dpkg --print-architecture 2>/dev/null)"
-p kernel "$(uname -r 2>/dev/null)"
-p board "$( (cat /proc/device-tree/model 2>/dev/null || cat /sys/firmware/devicetree/base/model 2>/dev/null) | tr -d '\000')"
-p memTotalKiB "$(sed -n 's/^MemTotal: *\([0-9]*\) kB$/\1/p' /proc/meminfo 2>/dev/null)"
-p cgroupMemory "$(awk '$1 == "memory" { print $4 }' /proc/cgroups 2>/dev/null)"
-if [ -f /sys/fs/cgroup/cgroup.controllers ]; then p cgroupVersion 2; p cgroupControllers "$(cat /sys/fs/cgroup/cgroup.controllers)"; else p cgroupVersion 1; p cgroupControllers ""; fi
-p bootId "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
-p cmdline "$(cat /proc/cmdline 2>/dev/null)"
-p k3s "$(k3s --version 2>/dev/null | head -n 1)"
-p docker "$( (dockerd --version || docker --version) 2>/dev/null | head -n 1)"
-p gitlabRunner "$(gitlab-runner --version 2>/dev/null | sed -n 's/^Version: *//p' | head -n 1)"
+m=; for f in /proc/device-tree/model /sys/firmware/devicetree/base/model; do [ -r "$f" ] && { m=$(tr -d '\000' < "$f"); break; }; done; p board "$m"
+k=; while read -r a b c; do [ "$a" = MemTotal: ] && { k=$b; break; }; done < /proc/meminfo; p memTotalKiB "$k"
+e=; [ -r /proc/cgroups ] && while read -r a b c d; do [ "$a" = memory ] && { e=$d; break; }; done < /proc/cgroups; p cgroupMemory "$e"
+if [ -r /sys/fs/cgroup/cgroup.controllers ]; then p cgroupVersion 2; p cgroupControllers "$(r /sys/fs/cgroup/cgroup.controllers)"; else p cgroupVersion 1; p cgroupControllers ""; fi
+b=; [ -r /proc/sys/kernel/random/boot_id ] && read -r b < /proc/sys/kernel/random/boot_id; p bootId "$b"
+c=; [ -r /proc/cmdline ] && IFS= read -r c < /proc/cmdline; p cmdline "$c"
+v=; command -v k3s >/dev/null 2>&1 && v=$(k3s --version 2>/dev/null); p k3s "$v"
+v=; if command -v dockerd >/dev/null 2>&1; then v=$(dockerd --version 2>/dev/null); elif command -v docker >/dev/null 2>&1; then v=$(docker --version 2>/dev/null); fi; p docker "$v"
+v=; command -v gitlab-runner >/dev/null 2>&1 && v=$(gitlab-runner --version 2>/dev/null | sed -n 's/^Version: *//p'); p gitlabRunner "$v"
 p end ok
 """#
 

@@ -6,6 +6,11 @@ public enum Privilege {
     public struct Wrapped: Sendable, Equatable {
         public var command: String
         public var stdinPrefix: String?
+
+        public init(command: String, stdinPrefix: String?) {
+            self.command = command
+            self.stdinPrefix = stdinPrefix
+        }
     }
 
     public static func wrap(_ command: String, user: String, sudoPassword: String?) -> Wrapped {

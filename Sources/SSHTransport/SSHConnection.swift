@@ -210,6 +210,13 @@ public final class SSHConnection: @unchecked Sendable {
                         reasons.append(passphrase == nil
                             ? "key \(path) cannot be read (is it passphrase-protected? set ssh.keyPassphrase)"
                             : "key \(path) cannot be decrypted with the given passphrase")
+                    } else if KeyFile.isRSA(path) {
+                        // libssh2 before 1.11 signs RSA logins with SHA-1 only; OpenSSH 8.8+ refuses that by default.
+                        reasons.append("""
+                            key \(path) was not accepted: it is an RSA key, and this libssh2 (\(KeyFile.libraryVersion)) \
+                            can sign only with ssh-rsa (SHA-1), which OpenSSH 8.8 and later refuse by default; use an \
+                            ed25519 key, or allow PubkeyAcceptedAlgorithms +ssh-rsa on the host
+                            """)
                     } else {
                         reasons.append("key \(path) was not accepted")
                     }
