@@ -1,0 +1,107 @@
+import Foundation
+
+/// One lab host: a Debian "machine" in its own namespaces with sshd on port 22.
+public struct LabHost: Sendable {
+    public let name: String
+    public let address: String
+    public let isPi: Bool
+
+    public init(name: String, address: String, isPi: Bool) {
+        self.name = name
+        self.address = address
+        self.isPi = isPi
+    }
+}
+
+/// A running lab made by scripts/lab: its directory holds keys, known_hosts, an inventory and each host's files.
+public struct Lab: Sendable {
+    public let directory: String
+    public let hosts: [LabHost]
+
+    public init(directory: String, hosts: [LabHost]) {
+        self.directory = directory
+        self.hosts = hosts
+    }
+
+    public var inventoryPath: String { directory + "/inventory.yaml" }
+    public var knownHostsPath: String { directory + "/known_hosts" }
+    public var keyPath: String { directory + "/id_ed25519" }
+    public var rsaKeyPath: String { directory + "/id_rsa" }
+    public var encryptedKeyPath: String { directory + "/id_ed25519_enc" }
+    /// The passphrase of `encryptedKeyPath`.
+    public var keyPassphrase: String { secret("key.passphrase") }
+    /// alice's login and sudo password (the same on every host of the lab).
+    public var alicePassword: String { secret("alice.password") }
+
+    /// Starts `hosts` hosts (lab-1 ...) in a fresh directory under /tmp; `pi` lists the 1-based indexes of the hosts
+    /// that look like a Raspberry Pi. Returns once every sshd accepts connections.
+    public static func up(hosts: Int = 3, pi: [Int] = []) throws -> Lab {
+        let directory = "/tmp/provision-lab-" + UUID().uuidString.lowercased()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        var arguments = ["up", "--dir", directory, "--hosts", String(hosts)]
+        if !pi.isEmpty { arguments += ["--pi", pi.map(String.init).joined(separator: ",")] }
+        do {
+            let result = try run(Repo.labScript, arguments)
+            guard result.status == 0 else {
+                throw LabError.commandFailed(command: "scripts/lab up --hosts \(hosts)", output: result)
+            }
+            return Lab(directory: directory, hosts: try readHosts(directory + "/hosts.tsv"))
+        } catch {
+            _ = try? run(Repo.labScript, ["down", "--dir", directory])
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+    }
+
+    /// Stops every host and removes the lab's directory.
+    public func down() throws {
+        let result = try run(Repo.labScript, ["down", "--dir", directory])
+        guard result.status == 0 else { throw LabError.commandFailed(command: "scripts/lab down", output: result) }
+        try FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Runs `sh -c command` inside `host` as root (not over SSH), returning whatever it returned.
+    public func exec(_ host: String, _ command: String) throws -> ProcessOutput {
+        try run(Repo.labScript, ["exec", "--dir", directory, host, "--", "sh", "-c", command])
+    }
+
+    /// Gives `host` a new host key, served from the next connection on; known_hosts keeps the old one.
+    public func rekey(_ host: String) throws {
+        let result = try run(Repo.labScript, ["rekey", "--dir", directory, host])
+        guard result.status == 0 else { throw LabError.commandFailed(command: "scripts/lab rekey \(host)", output: result) }
+    }
+
+    /// The host's sshd log (LogLevel VERBOSE): one "Accepted ..." line per login, one "Starting session" per command.
+    public func sshdLog(_ host: String) -> String {
+        (try? String(contentsOfFile: "\(directory)/hosts/\(host)/sshd.log", encoding: .utf8)) ?? ""
+    }
+
+    private func secret(_ file: String) -> String {
+        let text = (try? String(contentsOfFile: "\(directory)/\(file)", encoding: .utf8)) ?? ""
+        return text.trimmingCharacters(in: .newlines)
+    }
+
+    /// hosts.tsv: name, address, pi (0|1), PID of the host's PID 1.
+    private static func readHosts(_ path: String) throws -> [LabHost] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { line in
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            guard fields.count >= 3 else { throw LabError.malformed(path: path, line: String(line)) }
+            return LabHost(name: fields[0], address: fields[1], isPi: fields[2] == "1")
+        }
+    }
+}
+
+/// Runs `body` against a fresh lab and always tears the lab down, whether `body` returns or throws.
+public func withLab<T>(hosts: Int = 3, pi: [Int] = [], isolation: isolated (any Actor)? = #isolation,
+                       _ body: (Lab) async throws -> T) async throws -> T {
+    let lab = try Lab.up(hosts: hosts, pi: pi)
+    let value: T
+    do {
+        value = try await body(lab)
+    } catch {
+        try? lab.down()
+        throw error
+    }
+    try lab.down()
+    return value
+}

@@ -1,0 +1,200 @@
+import Foundation
+import LabSupport
+import Testing
+
+/// The lab is what the other lab tests take it for: separate Debian hosts with sshd as PID 1, copy-on-write files,
+/// a convincing Raspberry Pi, and nothing left behind by `down`. Checked with OpenSSH's own client.
+@Suite(.serialized) struct LabSelfTests {
+    /// OpenSSH with the lab's key and known_hosts only: no user config, strict host keys, no prompts.
+    func ssh(_ lab: Lab, _ host: LabHost, user: String = "root", knownHosts: String? = nil,
+             _ command: String) throws -> ProcessOutput {
+        try run("/usr/bin/ssh", ["-F", "/dev/null", "-i", lab.keyPath, "-o", "IdentitiesOnly=yes",
+                                 "-o", "UserKnownHostsFile=\(knownHosts ?? lab.knownHostsPath)",
+                                 "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
+                                 "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "\(user)@\(host.address)", command])
+    }
+
+    /// "PID start-time" from /proc/PID/stat, or nil once the process is gone.
+    func processIdentity(_ pid: String) -> String? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 19 && fields[0] != "Z" ? "\(pid) \(fields[19])" : nil
+    }
+
+    @Test func everyHostAnswersOverSSHWithItsOwnNameAndBootId() async throws {
+        try await withLab(hosts: 3) { lab in
+            var bootIds: Set<String> = []
+            for host in lab.hosts {
+                let result = try ssh(lab, host, "hostname; cat /proc/sys/kernel/random/boot_id")
+                #expect(result.status == 0, "\(host.name): \(result.stderr)")
+                let lines = result.stdout.split(separator: "\n").map(String.init)
+                #expect(lines.first == host.name)
+                bootIds.insert(lines.last ?? "")
+                #expect(host.address.hasPrefix("10.250."))
+            }
+            let machineBootId = try String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)
+            bootIds.insert(machineBootId.trimmingCharacters(in: .newlines))
+            #expect(bootIds.count == 4, "each host has its own boot id, unlike the machine's")
+            let inventory = try String(contentsOfFile: lab.inventoryPath, encoding: .utf8)
+            #expect(inventory.contains("{name: lab-1, address: \(lab.hosts[0].address), roles: [server]}"))
+            #expect(inventory.contains("keyPath: \(lab.keyPath)"))
+        }
+    }
+
+    @Test func filesWrittenOnAHostStayOnThatHost() async throws {
+        try await withLab(hosts: 2) { lab in
+            let tag = UUID().uuidString
+            let paths = ["/etc/lab-probe-\(tag)", "/usr/local/lab-probe-\(tag)", "/opt/lab-probe-\(tag)",
+                         "/var/lib/lab-probe-\(tag)", "/root/lab-probe-\(tag)"]
+            let write = try lab.exec("lab-1", paths.map { "echo \(tag) > \($0)" }.joined(separator: " && "))
+            #expect(write.status == 0, "\(write.stderr)")
+            let onHost = try lab.exec("lab-1", "cat \(paths.joined(separator: " "))")
+            #expect(onHost.stdout == String(repeating: tag + "\n", count: paths.count))
+            for path in paths {
+                #expect(!FileManager.default.fileExists(atPath: path), "\(path) reached the machine")
+                #expect(try lab.exec("lab-2", "test -e \(path)").status == 1, "\(path) reached lab-2")
+            }
+            // The machine's own /root (credentials) is not what a host sees as /root.
+            let machineRoot = try FileManager.default.contentsOfDirectory(atPath: "/root")
+            let hostRoot = try lab.exec("lab-2", "ls -A /root").stdout.split(separator: "\n").map(String.init)
+            #expect(Set(hostRoot) == [".bash_logout", ".bashrc", ".profile", ".ssh"], "\(hostRoot) vs \(machineRoot)")
+        }
+    }
+
+    @Test func sshdIsPID1AndTheHostSeesOnlyItsOwnProcesses() async throws {
+        try await withLab(hosts: 1) { lab in
+            let host = lab.hosts[0]
+            let comm = try ssh(lab, host, "cat /proc/1/comm; tr '\\0' ' ' < /proc/1/cmdline")
+            #expect(comm.status == 0, "\(comm.stderr)")
+            #expect(comm.stdout.hasPrefix("sshd\n"))
+            #expect(comm.stdout.contains("/usr/sbin/sshd -D"))
+            // Through lab.exec as well: PID 1, the exec'd shell and whatever sshd runs, never the machine's processes.
+            let processes = try lab.exec(host.name, "for p in /proc/[0-9]*; do cat $p/comm; done")
+            #expect(processes.status == 0)
+            #expect(!processes.stdout.contains("swift"))
+            #expect(processes.stdout.split(separator: "\n").count < 10, "\(processes.stdout)")
+        }
+    }
+
+    @Test func aPiHostLooksLikeARaspberryPi4AndTheOthersDoNot() async throws {
+        try await withLab(hosts: 2, pi: [2]) { lab in
+            #expect(lab.hosts.map(\.isPi) == [false, true])
+            let probe = """
+                uname -m; dpkg --print-architecture; cat /proc/cmdline; grep '^memory' /proc/cgroups | cut -f4
+                cat /boot/firmware/cmdline.txt 2>/dev/null | wc -l; cat /sys/firmware/devicetree/base/model 2>/dev/null
+                """
+            let pi = try ssh(lab, lab.hosts[1], probe)
+            #expect(pi.status == 0, "\(pi.stderr)")
+            let piLines = pi.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            #expect(piLines[0] == "aarch64")
+            #expect(piLines[1] == "amd64", "dpkg is not faked")
+            #expect(piLines[2].hasPrefix("console=serial0,115200 console=tty1 root=PARTUUID="))
+            #expect(piLines[3] == "0", "memory cgroup disabled")
+            #expect(piLines[4] == "1", "cmdline.txt is one line")
+            #expect(piLines[5] == "Raspberry Pi 4 Model B Rev 1.5\u{0}")
+            let cmdlineTxt = try lab.exec("lab-2", "cat /boot/firmware/cmdline.txt").stdout
+            #expect(cmdlineTxt == piLines[2] + "\n")
+            #expect(try ssh(lab, lab.hosts[1], "uname -a").stdout.contains(" aarch64 "))
+
+            let pc = try ssh(lab, lab.hosts[0], probe)
+            let pcLines = pc.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            #expect(pcLines[0] == "x86_64")
+            #expect(pcLines[2].hasPrefix("BOOT_IMAGE=/boot/vmlinuz-"))
+            #expect(pcLines[3] == "1")
+            #expect(pcLines[4] == "0")
+            #expect(pcLines[5] == "")
+        }
+    }
+
+    @Test func hostsLookFreshAndHaveTheLabUsers() async throws {
+        try await withLab(hosts: 1) { lab in
+            let host = lab.hosts[0]
+            let fresh = try ssh(lab, host, "for t in docker kubectl k3s gitlab-runner helm; do command -v $t; done; ls -A /opt /usr/local/bin/")
+            #expect(fresh.status == 0, "\(fresh.stderr)")
+            #expect(fresh.stdout == "/opt:\n\n/usr/local/bin/:\n", "no docker, k3s, gitlab-runner or machine tools")
+            // alice's sudo wants her password; bob's does not.
+            let aliceNoPassword = try ssh(lab, host, user: "alice", "sudo -n true")
+            #expect(aliceNoPassword.status == 1)
+            let aliceWithPassword = try run("/usr/bin/ssh", ["-F", "/dev/null", "-i", lab.keyPath,
+                                                             "-o", "UserKnownHostsFile=\(lab.knownHostsPath)",
+                                                             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+                                                             "alice@\(host.address)", "sudo -S -p '' id -u"],
+                                            stdin: lab.alicePassword + "\n")
+            #expect(aliceWithPassword.stdout == "0\n", "\(aliceWithPassword.stderr)")
+            #expect(try ssh(lab, host, user: "bob", "sudo -n id -u").stdout == "0\n")
+            // The other client keys of the lab are authorized for root.
+            for key in [lab.rsaKeyPath, lab.encryptedKeyPath] {
+                #expect(FileManager.default.fileExists(atPath: key))
+            }
+            #expect(!lab.keyPassphrase.isEmpty && !lab.alicePassword.isEmpty)
+            let log = lab.sshdLog(host.name)
+            #expect(log.contains("Accepted publickey for bob"))
+            #expect(log.contains("Starting session: command for alice"))
+        }
+    }
+
+    @Test func rekeyServesANewHostKeyThatStrictCheckingRefuses() async throws {
+        try await withLab(hosts: 2) { lab in
+            let host = lab.hosts[1]
+            #expect(try ssh(lab, host, "true").status == 0)
+            try lab.rekey(host.name)
+            let refused = try ssh(lab, host, "true")
+            #expect(refused.status == 255)
+            #expect(refused.stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"))
+            // The new key is the one now in the host's /etc/ssh, and it works once known.
+            let newKey = try lab.exec(host.name, "cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub").stdout
+            let knownHosts = lab.directory + "/known_hosts.new"
+            try "\(host.address) \(newKey)".write(toFile: knownHosts, atomically: true, encoding: .utf8)
+            #expect(try ssh(lab, host, knownHosts: knownHosts, "hostname").stdout == "\(host.name)\n")
+            #expect(try ssh(lab, lab.hosts[0], "true").status == 0, "the other host keeps its key")
+        }
+    }
+
+    @Test func downLeavesNoNamespaceLinkOrProcessBehind() throws {
+        let lab = try Lab.up(hosts: 3, pi: [3])
+        let env = try String(contentsOfFile: lab.directory + "/lab.env", encoding: .utf8)
+        let id = try #require(env.split(separator: "\n").first { $0.hasPrefix("LAB_ID=") }?.dropFirst(7))
+        let pids = try String(contentsOfFile: lab.directory + "/hosts.tsv", encoding: .utf8)
+            .split(separator: "\n").compactMap { $0.split(separator: "\t").last.map(String.init) }
+        #expect(pids.count == 3)
+        // PIDs wrap quickly on a busy machine (pid_max may be 32768): a process is its PID plus its start time.
+        let processes = pids.compactMap(processIdentity)
+        #expect(processes.count == 3)
+
+        try lab.down()
+        #expect(!FileManager.default.fileExists(atPath: lab.directory))
+        let namespaces = try run("/usr/bin/ip", ["netns", "list"]).stdout
+        #expect(!namespaces.contains("pvlab\(id)-"))
+        let links = try FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")
+        #expect(!links.contains("pvlab\(id)"))
+        #expect(!links.contains { $0.hasPrefix("pv\(id)h") })
+        #expect(!FileManager.default.fileExists(atPath: "/run/provision-lab/\(id)"))
+        for (pid, process) in zip(pids, processes) {
+            #expect(processIdentity(pid) != process, "the host process \(pid) still runs")
+        }
+        // A second down has nothing left to do and says so by succeeding.
+        #expect(try run(Repo.labScript, ["down", "--dir", lab.directory]).status == 0)
+    }
+
+    @Test func runDrainsBothStreamsAndSurvivesAChildThatIgnoresStdin() throws {
+        let big = try run("/bin/sh", ["-c", "head -c 3000000 /dev/zero | tr '\\0' o; head -c 3000000 /dev/zero | tr '\\0' e >&2; exit 3"])
+        #expect(big.status == 3)
+        #expect(big.stdout.utf8.count == 3_000_000 && big.stderr.utf8.count == 3_000_000)
+        let ignored = try run("true", [], stdin: String(repeating: "x", count: 1_000_000))
+        #expect(ignored.status == 0)
+        let echoed = try run("/bin/cat", [], stdin: "line\n")
+        #expect(echoed.stdout == "line\n")
+    }
+
+    @Test func labScriptExplainsItsUsage() throws {
+        let noCommand = try run(Repo.labScript, [])
+        #expect(noCommand.status == 2)
+        #expect(noCommand.stderr.contains("usage: scripts/lab up"))
+        let badHosts = try run(Repo.labScript, ["up", "--dir", "/tmp/never-made-\(UUID().uuidString)", "--hosts", "x"])
+        #expect(badHosts.status == 2)
+        #expect(badHosts.stderr.contains("--hosts must be a number"))
+        let badPi = try run(Repo.labScript, ["up", "--dir", "/tmp/never-made", "--hosts", "2", "--pi", "5"])
+        #expect(badPi.stderr.contains("--pi: host 5 does not exist"))
+    }
+}
