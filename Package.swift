@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
     ],
     targets: [
         // C shim over Debian's libssh2 (libssh2-1-dev).
@@ -35,14 +38,28 @@ let package = Package(
         .target(name: "Facts",
                 dependencies: ["ProvisionBasics"],
                 swiftSettings: strict),
+        // Every file written to a host: templates/*.mustache, rendered as plain text, overridable per inventory.
+        .target(name: "Templates",
+                dependencies: [.product(name: "Mustache", package: "swift-mustache")],
+                path: "templates", exclude: ["README.md"], resources: [.copy("host")],
+                swiftSettings: strict),
+        // The steps: each reads facts and its probe output and decides (pure); one file per step.
+        .target(name: "Steps",
+                dependencies: ["ProvisionBasics", "Inventory", "Facts", "Templates",
+                               .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: strict),
+        // The journal (SQLite through GRDB, beside the inventory) and the one-apply-at-a-time lock.
+        .target(name: "Journal",
+                dependencies: ["ProvisionBasics", .product(name: "GRDB", package: "GRDB.swift")],
+                swiftSettings: strict),
         // Runs work on inventory hosts: connections per host, parallelism, per-host failures.
         .target(name: "Engine",
-                dependencies: ["ProvisionBasics", "SSHTransport", "Inventory", "Facts",
+                dependencies: ["ProvisionBasics", "SSHTransport", "Inventory", "Facts", "Journal", "Steps",
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // The command-line interface: thin commands, output formats, exit codes.
         .target(name: "ProvisionCommands",
-                dependencies: ["Engine", "Inventory", "Facts", "SSHTransport", "ProvisionBasics",
+                dependencies: ["Engine", "Inventory", "Facts", "SSHTransport", "ProvisionBasics", "Journal", "Templates",
                                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
@@ -52,7 +69,8 @@ let package = Package(
         .target(name: "LabSupport", path: "Tests/LabSupport",
                 swiftSettings: strict),
         .testTarget(name: "UnitTests",
-                    dependencies: ["ProvisionBasics", "Inventory", "Facts", "SSHTransport", "Engine"],
+                    dependencies: ["ProvisionBasics", "Inventory", "Facts", "SSHTransport", "Engine", "Journal",
+                                   "Steps", "Templates"],
                     resources: [.copy("Fixtures")],
                     swiftSettings: strict),
         .testTarget(name: "LabTests",

@@ -34,6 +34,11 @@ public actor ConnectionPool {
     /// Every connection opened so far, by host name.
     public var openConnections: [String: SSHConnection] { connections }
 
+    /// Closes and forgets a host's connection (it is rebooting); the next use connects again.
+    public func drop(_ name: String) async {
+        if let connection = connections.removeValue(forKey: name) { await connection.close() }
+    }
+
     public func closeAll() async {
         for connection in connections.values { await connection.close() }
         connections.removeAll()

@@ -7,6 +7,8 @@ public enum Console {
 
     public static func error(_ line: String) { write(line + "\n", to: FileHandle.standardError) }
     public static func out(_ text: String) { write(text, to: FileHandle.standardOutput) }
+    /// Text as is (terminal control sequences, partial lines).
+    public static func errorRaw(_ text: String) { write(text, to: FileHandle.standardError) }
 
     private static func write(_ text: String, to handle: FileHandle) {
         lock.withLock { _ in handle.write(Data(text.utf8)) }

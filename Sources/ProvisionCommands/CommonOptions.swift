@@ -4,6 +4,7 @@ import Foundation
 import Inventory
 import Logging
 import ProvisionBasics
+import Templates
 
 /// Options every command that talks to hosts shares.
 struct HostOptions: ParsableArguments {
@@ -34,6 +35,23 @@ struct HostOptions: ParsableArguments {
         let redactor = Redactor(secrets: inventory.secrets)
         let level: Logger.Level = verbose ? .debug : .notice
         return Logger(label: "provision") { _ in StderrLogHandler(level: level, redactor: redactor) }
+    }
+}
+
+extension HostOptions {
+    /// The named hosts (all when none are named); an unknown name is a usage error.
+    func select(_ names: [String], in inventory: Inventory) throws -> [InventoryHost] {
+        guard !names.isEmpty else { return inventory.hosts }
+        let unknown = names.filter { inventory.host(named: $0) == nil }
+        guard unknown.isEmpty else {
+            throw ValidationError("no host named \(unknown.joined(separator: ", ")) in \(inventory.path)")
+        }
+        return inventory.hosts.filter { names.contains($0.name) }
+    }
+
+    /// Built-in templates, overridden by a templates/ folder beside the inventory.
+    func templates(for inventory: Inventory) -> TemplateSet {
+        TemplateSet(overrideDirectory: (inventory.path as NSString).deletingLastPathComponent + "/templates")
     }
 }
 

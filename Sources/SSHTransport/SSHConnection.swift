@@ -126,7 +126,7 @@ public final class SSHConnection: @unchecked Sendable {
             let directions = libssh2_session_block_directions(session)
             _ = socket.wait(read: directions & LIBSSH2_SESSION_BLOCK_INBOUND != 0,
                             write: directions & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0,
-                            milliseconds: Int32(max(1, remaining.milliseconds)))
+                            milliseconds: Int32(max(1, remaining.inMilliseconds)))
         }
 
         func failure(_ kind: SSHError.Kind, _ what: String, _ rc: Int32) -> SSHError {
@@ -336,7 +336,7 @@ public final class SSHConnection: @unchecked Sendable {
         if let deadline = op.deadline {
             let remaining = deadline - ContinuousClock.now
             if remaining <= .zero { throw SSHError(.timeout, "\(options.name): remote operation timed out") }
-            milliseconds = Int32(min(500, max(1, remaining.milliseconds)))
+            milliseconds = Int32(min(500, max(1, remaining.inMilliseconds)))
         }
         let directions = libssh2_session_block_directions(session)
         let ready = socket.wait(read: directions & LIBSSH2_SESSION_BLOCK_INBOUND != 0,
@@ -431,22 +431,25 @@ public final class SSHConnection: @unchecked Sendable {
     /// Writes `source` to `remotePath` so that readers see either the old file or the whole new one: the bytes
     /// go to a temporary file beside it (fsynced), which gets its owner and mode and is then renamed into place.
     /// A failure leaves no temporary file behind. Non-root logins stage the bytes in their home and use sudo.
-    public func upload(_ source: UploadSource, to remotePath: String, mode: Int = 0o644, owner: String? = nil,
-                       timeout: Double? = nil) async throws {
+    /// Temporary names are `.<name>.provision-<random>`: `temporaryPattern` finds leftovers of a killed run.
+    public func upload(_ source: UploadSource, to remotePath: String, mode: Int? = 0o644, owner: String? = nil,
+                       backup: Bool = false, timeout: Double? = nil) async throws {
         let token = String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let folder = (remotePath as NSString).deletingLastPathComponent
         let base = (remotePath as NSString).lastPathComponent
         let temporary = (folder.isEmpty ? "" : folder + "/") + ".\(base).provision-\(token)"
         let asRoot = options.user == "root"
-        let staging = asRoot ? temporary : ".provision-upload-\(token)"
+        let staging = asRoot ? temporary : ".provision-upload-\(base)-\(token)"
         try await perform(timeout: timeout) { op in try self.sftpWrite(source, to: staging, op: op) }
         let q = ShellQuote.quote
-        let modeText = "0" + String(mode, radix: 8)
-        var steps: [String] = []
+        // Leftovers of an upload to the same path that was killed midway go first.
+        var steps = ["for f in \(Self.temporaryPattern(for: remotePath)); do [ \"$f\" = \(q(temporary)) ] || rm -f \"$f\"; done"]
         // The staging copy is relative to the login's home, which is also the working directory sudo keeps.
         if !asRoot { steps.append("cp \(q(staging)) \(q(temporary))") }
         if let owner { steps.append("chown \(q(owner)) \(q(temporary))") }
-        steps.append("chmod \(modeText) \(q(temporary))")
+        if let mode { steps.append("chmod 0\(String(mode, radix: 8)) \(q(temporary))") }
+        // The previous file is kept once as <path>.provision.bak (apt and sysctl skip *.bak names).
+        if backup { steps.append("{ [ ! -f \(q(remotePath)) ] || cp \(q(remotePath)) \(q(remotePath + ".provision.bak")); }") }
         steps.append("mv -f \(q(temporary)) \(q(remotePath))")
         var script = "{ " + steps.joined(separator: " && ") + "; } || { rc=$?; rm -f \(q(temporary)); exit $rc; }"
         if !asRoot { script = "trap 'rm -f \(q(staging))' EXIT; " + script }
@@ -455,6 +458,13 @@ public final class SSHConnection: @unchecked Sendable {
             throw SSHError(.sftp, "\(options.name): placing \(remotePath) failed (\(result.statusDescription)): \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         counters.withLock { $0.uploads += 1 }
+    }
+
+    /// A shell glob matching the temporary files an interrupted upload to `remotePath` may have left.
+    public static func temporaryPattern(for remotePath: String) -> String {
+        let folder = (remotePath as NSString).deletingLastPathComponent
+        let base = (remotePath as NSString).lastPathComponent
+        return ShellQuote.quote((folder.isEmpty ? "" : folder + "/") + ".\(base).provision-") + "*"
     }
 
     /// Reads a whole remote file over SFTP (as the login user).
@@ -617,9 +627,3 @@ private struct ChunkReader {
     }
 }
 
-extension Duration {
-    var milliseconds: Int {
-        let (seconds, attoseconds) = components
-        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
-    }
-}

@@ -1,0 +1,239 @@
+import Crypto
+import Facts
+import Foundation
+import Inventory
+import Journal
+import Logging
+import ProvisionBasics
+import SSHTransport
+import Steps
+import Templates
+
+/// Facts → decisions → actions, per host, in dependency order, hosts in parallel. `plan` and `apply` are the
+/// same walk; plan stops at the decisions.
+public struct Converger: Sendable {
+    public enum Mode: Sendable { case plan, apply }
+
+    public struct Settings: Sendable {
+        public var mode: Mode
+        public var parallel: Int
+        /// How long a rebooting host may take to come back.
+        public var rebootTimeout: Double
+        /// Finished (changed or ok) steps of the run being resumed: "host\0step" → (fingerprint, run id).
+        public var finishedEarlier: [String: (fingerprint: String, run: Int64)]
+
+        public init(mode: Mode, parallel: Int = 10, rebootTimeout: Double = 600,
+                    finishedEarlier: [String: (fingerprint: String, run: Int64)] = [:]) {
+            self.mode = mode
+            self.parallel = parallel
+            self.rebootTimeout = rebootTimeout
+            self.finishedEarlier = finishedEarlier
+        }
+    }
+
+    public let inventory: Inventory
+    public let steps: [any Step]
+    public let templates: TemplateSet
+    public let pool: ConnectionPool
+    public let settings: Settings
+    public let progress: any ProgressSink
+    public let journal: Journal?
+    public let runID: Int64?
+    public let interruption: Interruption
+    let board = StepBoard()
+
+    public init(inventory: Inventory, steps: [any Step] = StepCatalog.all, templates: TemplateSet,
+                pool: ConnectionPool, settings: Settings, progress: any ProgressSink = SilentProgress(),
+                journal: Journal? = nil, runID: Int64? = nil, interruption: Interruption = Interruption()) {
+        self.inventory = inventory
+        self.steps = steps
+        self.templates = templates
+        self.pool = pool
+        self.settings = settings
+        self.progress = progress
+        self.journal = journal
+        self.runID = runID
+        self.interruption = interruption
+    }
+
+    public static func key(_ host: String, _ step: String) -> String { host + "\u{0}" + step }
+
+    /// Every selected host, in parallel (bounded); a host waits only for the steps it depends on.
+    public func run(hosts: [InventoryHost]) async -> [HostReport] {
+        // Hosts another host waits for must not queue behind it: start them first.
+        let ordered = hosts.sorted { rank($0) < rank($1) }
+        let reports = await concurrentMap(ordered, limit: settings.parallel) { host in await self.converge(host) }
+        let byName = Dictionary(uniqueKeysWithValues: reports.map { ($0.name, $0) })
+        return hosts.compactMap { byName[$0.name] }
+    }
+
+    private func rank(_ host: InventoryHost) -> Int {
+        if host.name == inventory.hosts.first(where: { $0.has(.server) })?.name { return 0 }
+        return host.has(.server) ? 1 : 2
+    }
+
+    // MARK: One host
+
+    private func converge(_ host: InventoryHost) async -> HostReport {
+        let started = ContinuousClock.now
+        await progress.hostStarted(host.name)
+        var walk = HostWalk(host: host)
+        do {
+            var connection = try await pool.connection(for: host)
+            var (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps, cleanup: [])
+            for step in steps where step.applies(to: host, facts: facts) {
+                if let skipped = await blocker(for: step, on: host, walk: walk) {
+                    walk.add(StepOutcome(id: step.id, status: interruption.requested ? .pending : .skipped, message: skipped))
+                    continue
+                }
+                await progress.stepStarted(host.name, step: step.id)
+                let stepStarted = ContinuousClock.now
+                var outcome: StepOutcome
+                do {
+                    outcome = try await converge(step, host: host, connection: &connection, facts: &facts, probes: &probes)
+                } catch {
+                    outcome = StepOutcome(id: step.id, status: .failed, message: Self.describe(error, host: host.name))
+                }
+                outcome.durationMs = (ContinuousClock.now - stepStarted).inMilliseconds
+                walk.add(outcome)
+                await record(outcome, host: host.name)
+                await progress.stepFinished(host.name, outcome: outcome)
+                await board.finish(host: host.name, step: step.id, converged: outcome.status.converged)
+            }
+        } catch {
+            walk.error = Self.describe(error, host: host.name)
+        }
+        // Whoever waits for a step this host never finished must not wait forever.
+        for step in steps where !walk.finished.contains(step.id) {
+            await board.finish(host: host.name, step: step.id, converged: false)
+        }
+        let report = HostReport(name: host.name, steps: walk.outcomes, error: walk.error,
+                                durationMs: (ContinuousClock.now - started).inMilliseconds)
+        await progress.hostFinished(report)
+        return report
+    }
+
+    private struct HostWalk {
+        let host: InventoryHost
+        var outcomes: [StepOutcome] = []
+        var finished: Set<String> = []
+        var error: String?
+
+        mutating func add(_ outcome: StepOutcome) {
+            outcomes.append(outcome)
+            finished.insert(outcome.id)
+        }
+
+        func pending(_ step: String) -> Bool {
+            outcomes.first { $0.id == step }?.status == .pending
+        }
+
+        func converged(_ step: String) -> Bool {
+            outcomes.first { $0.id == step }?.status.converged ?? true  // not applicable here counts as done
+        }
+    }
+
+    /// Why `step` cannot run now, or nil when it can (waiting for other hosts' steps it depends on).
+    private func blocker(for step: any Step, on host: InventoryHost, walk: HostWalk) async -> String? {
+        if interruption.requested { return "not started: the run was interrupted" }
+        // A plan decides every step from today's host, even behind a pending change.
+        if let failed = step.dependsOn.first(where: { !walk.converged($0) && !(settings.mode == .plan && walk.pending($0)) }) {
+            return "not run: it needs \(failed), which did not converge"
+        }
+        guard settings.mode == .apply else { return nil }
+        for dependency in step.waitsFor {
+            guard let other = resolve(dependency.on), other != host.name else { continue }
+            if !(await board.wait(host: other, step: dependency.step)) {
+                return "not run: it waits for \(dependency.step) on \(other), which did not converge"
+            }
+        }
+        return nil
+    }
+
+    private func resolve(_ selector: RemoteDependency.Selector) -> String? {
+        switch selector {
+        case .firstServer: inventory.hosts.first { $0.has(.server) }?.name
+        case .host(let name): name
+        }
+    }
+
+    /// Decide; in apply mode change what differs, then check again that the host now matches.
+    private func converge(_ step: any Step, host: InventoryHost, connection: inout SSHConnection,
+                          facts: inout HostFacts, probes: inout [String: String]) async throws -> StepOutcome {
+        let context = StepContext(host: host, inventory: inventory, facts: facts, probe: probes[step.id] ?? "",
+                                  templates: templates)
+        let fingerprint = Self.fingerprint(step.desiredState(context))
+        let decision = try step.decide(context)
+        switch decision {
+        case .ok(let reason):
+            var message = reason
+            if let earlier = settings.finishedEarlier[Self.key(host.name, step.id)], earlier.fingerprint == fingerprint {
+                message += " (finished in run \(earlier.run), checked again)"
+            }
+            return StepOutcome(id: step.id, status: .ok, message: message, fingerprint: fingerprint)
+        case .change(let reason, let actions):
+            guard settings.mode == .apply else {
+                return StepOutcome(id: step.id, status: .pending, message: reason, actions: actions.map(\.summary),
+                                   fingerprint: fingerprint)
+            }
+            await record(StepOutcome(id: step.id, status: .running, message: reason, fingerprint: fingerprint),
+                         host: host.name)
+            var output = ""
+            for action in actions {
+                output += try await perform(action, host: host, connection: &connection, facts: facts)
+            }
+            (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps, cleanup: [])
+            let after = try step.decide(StepContext(host: host, inventory: inventory, facts: facts,
+                                                    probe: probes[step.id] ?? "", templates: templates))
+            guard case .ok(let now) = after else {
+                return StepOutcome(id: step.id, status: .failed, message: "changed, but the check still says: \(after.reason)",
+                                   fingerprint: fingerprint, outputTail: output)
+            }
+            return StepOutcome(id: step.id, status: .changed, message: "\(reason); now \(now)", fingerprint: fingerprint,
+                               outputTail: output)
+        }
+    }
+
+    private func perform(_ action: Action, host: InventoryHost, connection: inout SSHConnection,
+                         facts: HostFacts) async throws -> String {
+        switch action {
+        case .run(let command):
+            let result = try await connection.run(command, privileged: true)
+            let output = result.stdoutText + result.stderrText
+            guard result.succeeded else {
+                let last = result.stderrText.split(separator: "\n").last.map(String.init) ?? ""
+                throw StepError("`\(command)` failed (\(result.statusDescription)): \(last)")
+            }
+            return output
+        case .writeFile(let path, let content, let mode, let owner):
+            try await connection.upload(.data(Data(content.utf8)), to: path, mode: mode, owner: owner, backup: true)
+            return "wrote \(path)\n"
+        case .reboot(let reason):
+            await progress.notice(host.name, "rebooting: \(reason)")
+            connection = try await Reboot.perform(host: host, connection: connection, pool: pool,
+                                                  bootID: facts.bootId, timeout: settings.rebootTimeout)
+            return "rebooted (\(reason))\n"
+        }
+    }
+
+    private func record(_ outcome: StepOutcome, host: String) async {
+        guard let journal, let runID else { return }
+        let record = StepRecord(runId: runID, host: host, step: outcome.id, status: outcome.status,
+                                fingerprint: outcome.fingerprint, startedAt: Date(), durationMs: outcome.durationMs,
+                                message: outcome.message, outputTail: outcome.outputTail)
+        try? await journal.record(record)
+    }
+
+    static func fingerprint(_ text: String) -> String {
+        SHA256.hash(data: Data(text.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func describe(_ error: any Error, host: String) -> String {
+        let text = String(describing: error)
+        return text.hasPrefix(host + ": ") ? String(text.dropFirst(host.count + 2)) : text
+    }
+}
+
+extension StepStatus {
+    var converged: Bool { self == .ok || self == .changed }
+}

@@ -1,0 +1,53 @@
+import Facts
+import Inventory
+import ProvisionBasics
+import SSHTransport
+import Steps
+
+/// The one round trip that reads a host: the facts script, then every step's probe, each in its own section.
+enum ProbeRound {
+    static let marker = "@@provision-probe "
+
+    /// `cleanup` globs (leftover temporary files of an interrupted run) are removed first — apply only.
+    static func script(for host: InventoryHost, steps: [any Step], cleanup: [String]) -> String {
+        var parts: [String] = []
+        if !cleanup.isEmpty { parts.append("rm -f \(cleanup.joined(separator: " ")) 2>/dev/null") }
+        parts.append("(\n\(FactsProbe.script)\n)")
+        for step in steps {
+            // A subshell keeps one probe's variables and `set --` away from the next.
+            parts.append("printf '\\n\(marker)%s\\n' \(ShellQuote.quote(step.id)); (\n\(step.probe(for: host))\n) 2>&1")
+        }
+        return parts.joined(separator: "\n")
+    }
+
+    static func parse(_ output: String) throws -> (HostFacts, [String: String]) {
+        var sections: [String: [Substring]] = [:]
+        var current = ""
+        for line in output.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix(marker) {
+                current = String(line.dropFirst(marker.count))
+                sections[current] = []
+            } else {
+                sections[current, default: []].append(line)
+            }
+        }
+        let facts = try FactsProbe.parse((sections[""] ?? []).joined(separator: "\n"))
+        var probes: [String: String] = [:]
+        for (id, lines) in sections where !id.isEmpty {
+            var body = lines
+            while body.last == "" { body.removeLast() }
+            probes[id] = body.joined(separator: "\n")
+        }
+        return (facts, probes)
+    }
+
+    /// Runs the round on `connection` (as root) and parses it.
+    static func run(on connection: SSHConnection, host: InventoryHost, steps: [any Step],
+                    cleanup: [String]) async throws -> (HostFacts, [String: String]) {
+        let result = try await connection.run(script(for: host, steps: steps, cleanup: cleanup), privileged: true)
+        guard result.succeeded else {
+            throw SSHError(.protocolError, "\(host.name): reading the host failed (\(result.statusDescription)): \(result.stderrText.suffix(400))")
+        }
+        return try parse(result.stdoutText)
+    }
+}

@@ -1,0 +1,38 @@
+import Facts
+import Inventory
+import ProvisionBasics
+
+/// Procedure step 1, "Prepare Debian hosts": the packages every later step relies on, installed with apt-get.
+public struct BasePackagesStep: Step {
+    public static let packages = ["ca-certificates", "curl", "iptables", "gnupg"]
+
+    public let id = "base-packages"
+    public let summary = "required packages present (apt-get)"
+    public let packages: [String]
+
+    public init(packages: [String] = BasePackagesStep.packages) {
+        self.packages = packages
+    }
+
+    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { true }
+
+    /// One line per package: `<name> <status abbreviation>`, e.g. `curl ii `; unknown packages print nothing.
+    public func probe(for host: InventoryHost) -> String {
+        "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' \(ShellQuote.join(packages)) 2>/dev/null; true"
+    }
+
+    public func desiredState(_ context: StepContext) -> String { id + "|" + packages.joined(separator: ",") }
+
+    public func decide(_ context: StepContext) throws -> Decision {
+        let installed = Set(context.probe.split(separator: "\n").compactMap { line -> String? in
+            let words = line.split(separator: " ")
+            return words.count >= 2 && words[1].hasPrefix("ii") ? String(words[0]) : nil
+        })
+        let missing = packages.filter { !installed.contains($0) }
+        if missing.isEmpty { return .ok("\(packages.joined(separator: ", ")) installed") }
+        // Lock-wait instead of failing when unattended-upgrades holds dpkg; no prompts, no recommends.
+        let apt = "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q"
+        return .change(reason: "missing packages: \(missing.joined(separator: ", "))",
+                       actions: [.run("\(apt) update && \(apt) install -y --no-install-recommends \(ShellQuote.join(missing))")])
+    }
+}
