@@ -178,6 +178,7 @@ public struct Converger: Sendable {
             }
             await record(StepOutcome(id: step.id, status: .running, message: reason, fingerprint: fingerprint),
                          host: host.name)
+            await progress.notice(host.name, "\(step.id): changing: \(reason)")
             var output = ""
             for action in actions {
                 output += try await perform(action, host: host, connection: &connection, facts: facts)

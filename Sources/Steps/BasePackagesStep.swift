@@ -30,9 +30,15 @@ public struct BasePackagesStep: Step {
         })
         let missing = packages.filter { !installed.contains($0) }
         if missing.isEmpty { return .ok("\(packages.joined(separator: ", ")) installed") }
-        // Lock-wait instead of failing when unattended-upgrades holds dpkg; no prompts, no recommends.
-        let apt = "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q"
         return .change(reason: "missing packages: \(missing.joined(separator: ", "))",
-                       actions: [.run("\(apt) update && \(apt) install -y --no-install-recommends \(ShellQuote.join(missing))")])
+                       actions: [.run(Self.install(missing))])
+    }
+
+    /// apt-get as an unattended run needs it: no prompts, no recommends, a lock-wait instead of failing when
+    /// unattended-upgrades holds dpkg, and first finishing what an interrupted dpkg left half-configured.
+    public static func install(_ packages: [String]) -> String {
+        let apt = "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q"
+        return "{ DEBIAN_FRONTEND=noninteractive dpkg --configure -a >/dev/null 2>&1 || true; } && \(apt) update && "
+            + "\(apt) install -y --no-install-recommends \(ShellQuote.join(packages))"
     }
 }

@@ -19,6 +19,12 @@ public struct ManagedFile: Sendable, Equatable {
         public var digest: String
         public var mode: Int
         public var owner: String
+
+        public init(digest: String, mode: Int, owner: String) {
+            self.digest = digest
+            self.mode = mode
+            self.owner = owner
+        }
     }
 
     /// Prints `<sha256> <octal mode> <user:group>` of the file, or `absent`.
