@@ -41,7 +41,7 @@ struct ApplyCommand: AsyncParsableCommand {
         }
         defer { lock.release() }
         if let previous = lock.tookOverFrom {
-            Console.error("notice: the lock was left by pid \(previous.pid) on \(previous.machine) (\(previous.command), started \(Self.timestamp(previous.startedAt))), which is gone; taking it over")
+            Console.error("notice: the lock was left by pid \(previous.pid) on \(previous.machine) (\(previous.command), started \(Timestamp.utc(previous.startedAt))), which is gone; taking it over")
         }
         let journal = try Journal.open(path: JournalLocation.database(forInventory: inventory.path), redactor: redactor)
         var resumedFrom: Int64?
@@ -99,12 +99,5 @@ struct ApplyCommand: AsyncParsableCommand {
             return source
         }
         return CombinedSource(sources: sources)
-    }
-
-    static func timestamp(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
     }
 }
