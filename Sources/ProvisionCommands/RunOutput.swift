@@ -40,7 +40,7 @@ enum RunOutput {
             [report.name, "\(report.count(.changed))", "\(report.count(.ok))", "\(report.count(.failed))",
              "\(report.count(.skipped) + report.count(.pending))",
              String(format: "%.1fs", Double(report.durationMs) / 1000),
-             report.error.map { "unreachable: \($0)" } ?? (report.converged ? "converged" : "NOT converged")]
+             report.error.map { "FAILED: \($0)" } ?? (report.converged ? "converged" : "NOT converged")]
         }
         return TextTable.render(header: ["HOST", "CHANGED", "OK", "FAILED", "NOT RUN", "DURATION", "RESULT"], rows: rows)
     }
