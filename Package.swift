@@ -74,7 +74,7 @@ let package = Package(
                     resources: [.copy("Fixtures")],
                     swiftSettings: strict),
         .testTarget(name: "LabTests",
-                    dependencies: ["LabSupport", "SSHTransport", "Inventory", "Engine", "Facts", "provision"],
+                    dependencies: ["LabSupport", "ProvisionBasics", "SSHTransport", "Inventory", "Engine", "Facts", "provision"],
                     swiftSettings: strict),
     ]
 )

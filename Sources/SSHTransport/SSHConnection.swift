@@ -353,7 +353,9 @@ public final class SSHConnection: @unchecked Sendable {
     }
 
     private func execute(_ command: String, stdin: Data?, op: Operation) throws -> CommandResult {
-        logger.trace("exec \(command)", metadata: ["host": "\(options.name)"])
+        // The handler redacts secrets; long scripts (the facts probe) are cut to their start.
+        let shown = command.count > 160 ? String(command.prefix(160)).replacing("\n", with: "; ") + " …" : command
+        logger.debug("$ \(shown)", metadata: ["host": "\(options.name)"])
         guard let channel = try retryPointer(op, { provision_channel_open_session(session) }) else {
             throw failure(.disconnected, "cannot open a channel", libssh2_session_last_errno(session))
         }

@@ -1,5 +1,6 @@
 import Foundation
 import LabSupport
+import ProvisionBasics
 import Testing
 
 /// plan / apply / resume / lock against lab hosts: what an admin notices on the hosts, in the output and the exit code.
@@ -137,6 +138,21 @@ import Testing
             #expect(lab.reboots("lab-2") == 1, "\(point)")
             for host in lab.hosts { #expect(try leftovers(lab, host.name).isEmpty, "\(point) \(host.name)") }
             #expect(try provision(["plan", lab.inventoryPath, "--detailed-exitcode"]).status == 0)
+        }
+    }
+
+    /// On a terminal each host has one line that is redrawn in place; elsewhere plain lines with a host prefix.
+    @Test func progressIsOneLivingLinePerHostOnATerminal() async throws {
+        try await withLab(hosts: 2) { lab in
+            let command = ShellQuote.join([Repo.provisionBinary, "apply", lab.inventoryPath])
+            let tty = try run("/usr/bin/script", ["-qec", command, "/dev/null"])
+            #expect(tty.status == 0, "\(tty.stdout)")
+            #expect(tty.stdout.contains("\u{1B}[1A\u{1B}[2K"))          // lines redrawn in place
+            #expect(tty.stdout.contains("lab-1  base-packages"))         // the step a host is on
+            #expect(tty.stdout.range(of: #"lab-2  \S.*  \d+\.\ds"#, options: .regularExpression) != nil)  // elapsed
+            let plain = try run(Repo.provisionBinary, ["apply", lab.inventoryPath])
+            #expect(!plain.stderr.contains("\u{1B}["))
+            #expect(plain.stderr.contains("lab-1: done: 0 changed, 2 ok, 0 failed"))
         }
     }
 
