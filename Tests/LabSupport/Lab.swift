@@ -76,6 +76,32 @@ public struct Lab: Sendable {
         (try? String(contentsOfFile: "\(directory)/hosts/\(host)/sshd.log", encoding: .utf8)) ?? ""
     }
 
+    /// How often `host` has rebooted since `up` (reboot, shutdown -r, systemctl reboot run inside it).
+    public func reboots(_ host: String) -> Int {
+        let text = (try? String(contentsOfFile: "\(directory)/hosts/\(host)/reboots", encoding: .utf8)) ?? ""
+        return Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+
+    /// The lines of the host's /var/log/systemd-standin.log, oldest first: "<ISO time> <verb> <unit>[ (<why>)]" with
+    /// verb start, stop, restart or reload, one per job the systemd stand-in carried out; why is "boot", "shutdown"
+    /// or "Restart=always" (and the like) when the host itself did it. Nothing is logged for a no-op (`start` of a
+    /// running unit), so an unchanged list means nothing was (re)started. Read from the host's disk, so it also
+    /// works while the host reboots.
+    public func serviceEvents(_ host: String) -> [String] {
+        let path = "\(directory)/hosts/\(host)/upper/var/log/systemd-standin.log"
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    /// Waits until `host`'s sshd (its PID 1) accepts connections. With `afterReboots`, waits for more reboots than
+    /// that first: pass `reboots(host)` read before asking the host to reboot. Throws on timeout.
+    public func waitForSSH(_ host: String, timeout: Double = 30, afterReboots: Int? = nil) throws {
+        var arguments = ["wait", "--dir", directory, host, "--timeout", String(timeout)]
+        if let afterReboots { arguments += ["--reboots-above", String(afterReboots)] }
+        let result = try run(Repo.labScript, arguments)
+        guard result.status == 0 else { throw LabError.commandFailed(command: "scripts/lab wait \(host)", output: result) }
+    }
+
     private func secret(_ file: String) -> String {
         let text = (try? String(contentsOfFile: "\(directory)/\(file)", encoding: .utf8)) ?? ""
         return text.trimmingCharacters(in: .newlines)

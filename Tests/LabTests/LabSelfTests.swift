@@ -177,6 +177,189 @@ import Testing
         #expect(try run(Repo.labScript, ["down", "--dir", lab.directory]).status == 0)
     }
 
+    /// Polls `condition` every 20 ms until it holds or `timeout` seconds pass; returns whether it held.
+    func eventually(timeout: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return try condition()
+    }
+
+    @Test func aptInstallsAndRemovesPackagesFromTheLocalRepositoryOnly() async throws {
+        try await withLab(hosts: 1) { lab in
+            let host = lab.hosts[0]
+            let machineHadIptables = FileManager.default.fileExists(atPath: "/usr/sbin/iptables")
+            let sources = try lab.exec(host.name, "cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null")
+            #expect(sources.stdout.contains("URIs: file:/mnt/lab-apt\nSuites: ./\nTrusted: yes"))
+            #expect(!sources.stdout.contains("http"), "only the lab's repository: \(sources.stdout)")
+            let install = try ssh(lab, host, "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables")
+            #expect(install.status == 0, "\(install.stdout)\(install.stderr)")
+            #expect(install.stdout.contains("file:/mnt/lab-apt ./ Packages"))
+            #expect(!install.stdout.contains("http:") && !install.stdout.contains("https:"))
+            let version = try ssh(lab, host, "iptables --version")
+            #expect(version.status == 0 && version.stdout.hasPrefix("iptables v1."), "\(version.stdout)\(version.stderr)")
+            if !machineHadIptables {
+                #expect(!FileManager.default.fileExists(atPath: "/usr/sbin/iptables"), "the install reached the machine")
+            }
+            // Already installed on the machine, so on the host too: apt has nothing to do.
+            let curl = try ssh(lab, host, "DEBIAN_FRONTEND=noninteractive apt-get install -y curl")
+            #expect(curl.status == 0 && curl.stdout.contains("curl is already the newest version"), "\(curl.stdout)")
+            let remove = try ssh(lab, host, "DEBIAN_FRONTEND=noninteractive apt-get remove -y iptables && ! command -v iptables")
+            #expect(remove.status == 0, "\(remove.stdout)\(remove.stderr)")
+        }
+    }
+
+    @Test func systemctlEnablesStartsRestartsSupervisesAndWantsDaemonReload() async throws {
+        try await withLab(hosts: 1) { lab in
+            let host = lab.hosts[0]
+            // StartLimitBurst: this test starts the unit more often than systemd's default 5 per 10 s allow.
+            let unit = """
+                [Unit]
+                Description=Lab daemon
+                StartLimitBurst=50
+                [Service]
+                Environment="GREETING=hello world"
+                ExecStart=/bin/sh -c 'echo "labd says $GREETING"; exec sleep 1000'
+                Restart=always
+                RestartSec=0.2
+                [Install]
+                WantedBy=multi-user.target
+                """
+            let write = try lab.exec(host.name, "cat > /etc/systemd/system/labd.service <<'EOF'\n\(unit)\nEOF")
+            #expect(write.status == 0)
+            let enable = try ssh(lab, host, "systemctl enable --now labd")
+            #expect(enable.status == 0, "\(enable.stderr)")
+            #expect(enable.stderr.contains("Created symlink /etc/systemd/system/multi-user.target.wants/labd.service → /etc/systemd/system/labd.service."))
+            let active = try ssh(lab, host, "systemctl is-active labd")
+            #expect(active.status == 0 && active.stdout == "active\n")
+            let enabled = try ssh(lab, host, "systemctl is-enabled labd")
+            #expect(enabled.status == 0 && enabled.stdout == "enabled\n")
+            #expect(lab.serviceEvents(host.name).count == 1)
+            #expect(lab.serviceEvents(host.name).last?.hasSuffix(" start labd.service") == true)
+
+            // Starting a running unit does nothing and logs nothing; restart does and is logged.
+            #expect(try ssh(lab, host, "systemctl start labd").status == 0)
+            #expect(lab.serviceEvents(host.name).count == 1)
+            let firstPID = try ssh(lab, host, "systemctl show -p MainPID --value labd").stdout
+            #expect(try ssh(lab, host, "systemctl restart labd").status == 0)
+            #expect(lab.serviceEvents(host.name).last?.hasSuffix(" restart labd.service") == true)
+            let secondPID = try ssh(lab, host, "systemctl show -p MainPID --value labd").stdout
+            #expect(firstPID != secondPID && Int(secondPID.trimmingCharacters(in: .newlines)) ?? 0 > 1)
+
+            // Restart=always: a killed main process comes back, counted in NRestarts.
+            #expect(try ssh(lab, host, "kill -9 \(secondPID.trimmingCharacters(in: .newlines))").status == 0)
+            let cameBack = try eventually {
+                let show = try ssh(lab, host, "systemctl show -p ActiveState,MainPID,NRestarts labd").stdout
+                return show.contains("ActiveState=active") && show.contains("NRestarts=1") && !show.contains("MainPID=\(secondPID)")
+            }
+            #expect(cameBack)
+            #expect(lab.serviceEvents(host.name).last?.hasSuffix(" restart labd.service (Restart=always)") == true)
+
+            // A changed unit file keeps running the loaded definition until daemon-reload, with systemd's warning.
+            #expect(try lab.exec(host.name, "sed -i 's/hello world/hello again/' /etc/systemd/system/labd.service").status == 0)
+            let stale = try ssh(lab, host, "systemctl restart labd")
+            #expect(stale.stderr.contains("Warning: The unit file, source configuration file or drop-ins of labd.service changed on disk. Run 'systemctl daemon-reload' to reload units."))
+            #expect(try ssh(lab, host, "systemctl show -p NeedDaemonReload labd").stdout == "NeedDaemonReload=yes\n")
+            #expect(try ssh(lab, host, "journalctl -u labd -n 1 -o cat").stdout == "labd says hello world\n")
+            let reload = try ssh(lab, host, "systemctl daemon-reload && systemctl restart labd")
+            #expect(reload.status == 0 && reload.stderr.isEmpty, "\(reload.stderr)")
+            #expect(try eventually { try ssh(lab, host, "journalctl -u labd -o cat").stdout.contains("labd says hello again") })
+
+            let status = try ssh(lab, host, "systemctl status labd")
+            #expect(status.status == 0 && status.stdout.contains("Active: active (running)"), "\(status.stdout)")
+            let stop = try ssh(lab, host, "systemctl stop labd; systemctl is-active labd")
+            #expect(stop.status == 3 && stop.stdout == "inactive\n")
+            #expect(try ssh(lab, host, "systemctl status labd").status == 3)
+            let disable = try ssh(lab, host, "systemctl disable labd; systemctl is-enabled labd")
+            #expect(disable.status == 1 && disable.stdout == "disabled\n")
+            #expect(disable.stderr.contains("Removed \"/etc/systemd/system/multi-user.target.wants/labd.service\"."))
+            let verbs = lab.serviceEvents(host.name).map { $0.split(separator: " ").dropFirst().joined(separator: " ") }
+            #expect(verbs == ["start labd.service", "restart labd.service", "restart labd.service (Restart=always)",
+                              "restart labd.service", "restart labd.service", "stop labd.service"])
+        }
+    }
+
+    @Test func rebootTakesTheHostDownAndBringsItBackWithItsDiskAndEnabledUnits() async throws {
+        try await withLab(hosts: 2, pi: [2]) { lab in
+            let (pc, pi) = (lab.hosts[0], lab.hosts[1])
+            let unit = "[Service]\nExecStart=/bin/sleep 1000\n[Install]\nWantedBy=multi-user.target\n"
+            let setup = try ssh(lab, pi, """
+                echo kept > /etc/lab-kept; echo gone > /tmp/lab-gone
+                printf '\(unit)' > /etc/systemd/system/bootd.service && systemctl enable bootd 2>/dev/null
+                nohup sleep 987.654 >/dev/null 2>&1 &
+                cat /proc/sys/kernel/random/boot_id; grep '^memory' /proc/cgroups | cut -f4
+                """)
+            #expect(setup.status == 0, "\(setup.stderr)")
+            let before = setup.stdout.split(separator: "\n").map(String.init)
+            #expect(before.last == "0", "a Pi boots without the memory cgroup")
+            #expect(try ssh(lab, pi, "systemctl is-active bootd").stdout == "inactive\n", "enabled, not started")
+            let pcBootId = try ssh(lab, pc, "cat /proc/sys/kernel/random/boot_id").stdout
+            // A session that is open when the host goes down is cut off.
+            let session = Task.detached { try run("/usr/bin/ssh", ["-F", "/dev/null", "-i", lab.keyPath, "-o", "BatchMode=yes",
+                                                                   "-o", "UserKnownHostsFile=\(lab.knownHostsPath)",
+                                                                   "root@\(pi.address)", "sleep 60"]) }
+            #expect(eventually { lab.sshdLog(pi.name).contains("command for root") })
+
+            let reboot = try ssh(lab, pi, "nohup sh -c 'sleep 1; reboot' >/dev/null 2>&1 &")
+            #expect(reboot.status == 0, "the reboot runs detached, after the session ended")
+            try lab.waitForSSH(pi.name, timeout: 20, afterReboots: 0)
+            #expect(lab.reboots(pi.name) == 1)
+            let cut = try await session.value
+            #expect(cut.status == 255, "\(cut.stderr)")
+            #expect(!machineProcesses().contains("sleep\u{0}987.654"), "every process of the host ended")
+            let after = try ssh(lab, pi, """
+                cat /proc/sys/kernel/random/boot_id; cat /etc/lab-kept; ls /tmp; systemctl is-active bootd
+                grep '^memory' /proc/cgroups | cut -f4
+                """)
+            let lines = after.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            #expect(lines.count >= 4 && lines[0] != before[0], "a new boot id: \(after.stdout)")
+            #expect(Array(lines.dropFirst().prefix(4)) == ["kept", "active", "0", ""], "disk kept, /tmp fresh, unit started, no memory cgroup yet: \(after.stdout)")
+            #expect(lab.serviceEvents(pi.name).last?.hasSuffix(" start bootd.service (boot)") == true)
+
+            // The Pi's memory cgroup follows cmdline.txt, at the next boot.
+            let flags = try ssh(lab, pi, """
+                sed -i '1 s/$/ cgroup_memory=1 cgroup_enable=memory/' /boot/firmware/cmdline.txt
+                grep '^memory' /proc/cgroups | cut -f4
+                """)
+            #expect(flags.stdout == "0\n", "not before a reboot")
+            _ = try ssh(lab, pi, "shutdown -r now")
+            try lab.waitForSSH(pi.name, timeout: 20, afterReboots: 1)
+            let cgroup = try ssh(lab, pi, "grep '^memory' /proc/cgroups | cut -f4; cat /proc/cmdline")
+            #expect(cgroup.stdout.hasPrefix("1\nconsole=serial0,115200 "), "\(cgroup.stdout)")
+            #expect(cgroup.stdout.hasSuffix(" rootwait cgroup_memory=1 cgroup_enable=memory\n"))
+            #expect(lab.reboots(pi.name) == 2)
+            let shutdownStops = lab.serviceEvents(pi.name).filter { $0.hasSuffix(" stop bootd.service (shutdown)") }
+            #expect(shutdownStops.count == 1, "bootd ran during the second reboot only")
+
+            // The other host was not touched; systemctl reboot works as well.
+            #expect(try ssh(lab, pc, "cat /proc/sys/kernel/random/boot_id").stdout == pcBootId)
+            #expect(lab.reboots(pc.name) == 0)
+            _ = try ssh(lab, pc, "systemctl reboot")
+            try lab.waitForSSH(pc.name, timeout: 20, afterReboots: 0)
+            #expect(try ssh(lab, pc, "cat /proc/sys/kernel/random/boot_id").stdout != pcBootId)
+        }
+    }
+
+    @Test func downEndsAHostHalfWayThroughAReboot() throws {
+        let lab = try Lab.up(hosts: 2)
+        let env = try String(contentsOfFile: lab.directory + "/lab.env", encoding: .utf8)
+        let id = try #require(env.split(separator: "\n").first { $0.hasPrefix("LAB_ID=") }?.dropFirst(7))
+        _ = try lab.exec("lab-1", "reboot")
+        #expect(eventually(timeout: 5) { lab.reboots("lab-1") == 1 })   // the launcher is booting it again
+        try lab.down()
+        let namespaces = try run("/usr/bin/ip", ["netns", "list"]).stdout
+        #expect(!namespaces.contains("pvlab\(id)-"))
+        #expect(!machineProcesses().contains(lab.directory), "a process of the lab survived down")
+    }
+
+    /// The command lines of every process on the machine, NUL-separated words, one process per line.
+    func machineProcesses() -> String {
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { Int($0) != nil } ?? []
+        return pids.compactMap { try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8) }.joined(separator: "\n")
+    }
+
     @Test func runDrainsBothStreamsAndSurvivesAChildThatIgnoresStdin() throws {
         let big = try run("/bin/sh", ["-c", "head -c 3000000 /dev/zero | tr '\\0' o; head -c 3000000 /dev/zero | tr '\\0' e >&2; exit 3"])
         #expect(big.status == 3)
