@@ -222,6 +222,20 @@ import SSHTransport
         }
     }
 
+    @Test func aSilentHostTimesOutAtTheConnectTimeout() async throws {
+        try await withLab(hosts: 1) { lab in
+            _ = try lab.exec("lab-1", "ip link set eth0 down")  // SYNs go unanswered
+            var silent = options(lab)
+            silent.connectTimeout = 1
+            let started = ContinuousClock.now
+            let error = await sshError { _ = try await SSHConnection.connect(silent) }
+            let waited = ContinuousClock.now - started
+            #expect(error?.kind == .timeout)
+            #expect(error?.message == "lab-1: connect to \(lab.hosts[0].address):22 timed out after 1s")
+            #expect(waited >= .milliseconds(900) && waited < .seconds(3))
+        }
+    }
+
     // MARK: SFTP
 
     @Test func a50MBUploadArrivesIntactAndAtomically() async throws {
