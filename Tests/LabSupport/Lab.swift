@@ -72,6 +72,19 @@ public struct Lab: Sendable {
     }
 
     /// The host's sshd log (LogLevel VERBOSE): one "Accepted ..." line per login, one "Starting session" per command.
+    /// A copy of the lab's inventory in which `host` is unreachable (its SSH port is one nothing listens on).
+    public func inventory(unreachable host: String) throws -> String {
+        guard let address = hosts.first(where: { $0.name == host })?.address else {
+            throw LabError.malformed(path: inventoryPath, line: "no host \(host) in this lab")
+        }
+        var text = try String(contentsOfFile: inventoryPath, encoding: .utf8)
+        text = text.replacingOccurrences(of: "name: \(host), address: \(address),",
+                                         with: "name: \(host), address: \(address), ssh: {port: 2},")
+        let path = "\(directory)/\(host)-unreachable.yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     public func sshdLog(_ host: String) -> String {
         (try? String(contentsOfFile: "\(directory)/hosts/\(host)/sshd.log", encoding: .utf8)) ?? ""
     }

@@ -83,11 +83,7 @@ import Testing
 
     @Test func oneUnreachableHostFailsAloneAndTheSummaryNamesIt() async throws {
         try await withLab(hosts: 2) { lab in
-            var text = try String(contentsOfFile: lab.inventoryPath, encoding: .utf8)
-            text = text.replacingOccurrences(of: "name: lab-2, address: \(lab.hosts[1].address),",
-                                             with: "name: lab-2, address: \(lab.hosts[1].address), ssh: {port: 2},")
-            let inventory = lab.directory + "/one-down.yaml"
-            try text.write(toFile: inventory, atomically: true, encoding: .utf8)
+            let inventory = try lab.inventory(unreachable: "lab-2")
             let result = try provision(["apply", inventory])
             #expect(result.status == 1)
             let rows = result.stdout.split(separator: "\n").map(String.init)

@@ -54,12 +54,7 @@ import Testing
 
     @Test func oneBadHostFailsAloneWithAOneLineReason() async throws {
         try await withLab(hosts: 2) { lab in
-            // lab-2 on a port nothing listens on; lab-1 as usual.
-            var text = try String(contentsOfFile: lab.inventoryPath, encoding: .utf8)
-            text = text.replacingOccurrences(of: "name: lab-2, address: \(lab.hosts[1].address),",
-                                             with: "name: lab-2, address: \(lab.hosts[1].address), ssh: {port: 2},")
-            let inventory = lab.directory + "/broken.yaml"
-            try text.write(toFile: inventory, atomically: true, encoding: .utf8)
+            let inventory = try lab.inventory(unreachable: "lab-2")
             let result = try provision(["facts", inventory, "--output", "json"])
             #expect(result.status == 1)
             #expect(result.stderr == "lab-2: cannot connect to \(lab.hosts[1].address):2: Connection refused\n")
