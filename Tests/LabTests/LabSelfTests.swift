@@ -297,17 +297,20 @@ import Testing
             #expect(try ssh(lab, pi, "systemctl is-active bootd").stdout == "inactive\n", "enabled, not started")
             let pcBootId = try ssh(lab, pc, "cat /proc/sys/kernel/random/boot_id").stdout
             // A session that is open when the host goes down is cut off.
-            let session = Task.detached { try run("/usr/bin/ssh", ["-F", "/dev/null", "-i", lab.keyPath, "-o", "BatchMode=yes",
-                                                                   "-o", "UserKnownHostsFile=\(lab.knownHostsPath)",
-                                                                   "root@\(pi.address)", "sleep 60"]) }
-            #expect(eventually { lab.sshdLog(pi.name).contains("command for root") })
+            // A real process, not a task (blocked test threads must not delay it), and its own log line awaited.
+            func sessions() -> Int { lab.sshdLog(pi.name).components(separatedBy: "command for root").count }
+            let earlier = sessions()
+            let session = try Background("/usr/bin/ssh", ["-F", "/dev/null", "-i", lab.keyPath, "-o", "BatchMode=yes",
+                                                         "-o", "UserKnownHostsFile=\(lab.knownHostsPath)",
+                                                         "root@\(pi.address)", "sleep 60"])
+            #expect(eventually { sessions() > earlier })
 
             let reboot = try ssh(lab, pi, "nohup sh -c 'sleep 1; reboot' >/dev/null 2>&1 &")
             #expect(reboot.status == 0, "the reboot runs detached, after the session ended")
             try lab.waitForSSH(pi.name, timeout: 20, afterReboots: 0)
             #expect(lab.reboots(pi.name) == 1)
-            let cut = try await session.value
-            #expect(cut.status == 255, "\(cut.stderr)")
+            let cut = session.wait()
+            #expect(cut == 255, "\(session.stderrText)")
             #expect(!machineProcesses().contains("sleep\u{0}987.654"), "every process of the host ended")
             let after = try ssh(lab, pi, """
                 cat /proc/sys/kernel/random/boot_id; cat /etc/lab-kept; ls /tmp; systemctl is-active bootd
