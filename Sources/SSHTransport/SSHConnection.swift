@@ -228,6 +228,10 @@ public final class SSHConnection: @unchecked Sendable {
                     if rc == 0 { return }
                     reasons.append("password was not accepted")
                 case .agent:
+                    guard ProcessInfo.processInfo.environment["SSH_AUTH_SOCK"] != nil else {
+                        reasons.append("no ssh-agent to ask (SSH_AUTH_SOCK is not set; set ssh.keyPath or start an agent)")
+                        continue
+                    }
                     if try authenticateWithAgent() { return }
                     reasons.append("no ssh-agent key was accepted")
                 }

@@ -77,6 +77,32 @@ import Testing
         }
     }
 
+    /// No keyPath and no password in the inventory: the key comes from a running ssh-agent.
+    @Test func anSSHAgentLogsIn() async throws {
+        try await withLab(hosts: 1) { lab in
+            let socket = lab.directory + "/agent.sock"
+            let agent = try Background("/usr/bin/ssh-agent", ["-D", "-a", socket])
+            defer { agent.kill(SIGTERM) }
+            var environment = ProcessInfo.processInfo.environment
+            environment["SSH_AUTH_SOCK"] = socket
+            for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(try run("/usr/bin/ssh-add", ["-q", lab.keyPath], environment: environment).status == 0)
+            let inventory = lab.directory + "/agent.yaml"
+            try """
+                ssh: {user: root, knownHosts: \(lab.knownHostsPath)}
+                hosts:
+                  - {name: lab-1, address: \(lab.hosts[0].address), roles: [server]}
+                """.write(toFile: inventory, atomically: true, encoding: .utf8)
+            let result = try provision(["exec", inventory, "--", "id -un"], environment: environment)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout == "lab-1 | root\n")
+            environment["SSH_AUTH_SOCK"] = nil
+            let without = try provision(["exec", inventory, "--", "id -un"], environment: environment)
+            #expect(without.status == 1)
+            #expect(without.stderr.contains("no ssh-agent to ask (SSH_AUTH_SOCK is not set"))
+        }
+    }
+
     @Test func execAsAliceThroughSudoNeverShowsThePassword() async throws {
         try await withLab(hosts: 1) { lab in
             let inventory = lab.directory + "/alice.yaml"
