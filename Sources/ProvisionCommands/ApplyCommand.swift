@@ -22,15 +22,13 @@ struct ApplyCommand: AsyncParsableCommand {
     @Option(help: "text or json.")
     var output: RunOutput.Format = .text
 
-    @Option(name: .customLong("host"), help: "Only this host (repeatable).")
-    var hosts: [String] = []
 
     @Option(help: "Seconds a rebooting host may take to come back.")
     var rebootTimeout: Double = 600
 
     func run() async throws {
         let inventory = try options.loadInventory()
-        let selected = try options.select(hosts, in: inventory)
+        let selected = try options.selectedHosts(in: inventory)
         let redactor = Redactor(secrets: inventory.secrets)
         let lock: RunLock
         do {

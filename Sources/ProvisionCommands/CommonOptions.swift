@@ -17,6 +17,9 @@ struct HostOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Log connections and remote commands to stderr (secrets redacted).")
     var verbose = false
 
+    @Option(name: .customLong("host"), help: "Only this host (repeatable). Default: every host.")
+    var hosts: [String] = []
+
     func validate() throws {
         guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1") }
     }
@@ -39,8 +42,9 @@ struct HostOptions: ParsableArguments {
 }
 
 extension HostOptions {
-    /// The named hosts (all when none are named); an unknown name is a usage error.
-    func select(_ names: [String], in inventory: Inventory) throws -> [InventoryHost] {
+    /// The hosts named with --host (all when none are); an unknown name is a usage error.
+    func selectedHosts(in inventory: Inventory) throws -> [InventoryHost] {
+        let names = hosts
         guard !names.isEmpty else { return inventory.hosts }
         let unknown = names.filter { inventory.host(named: $0) == nil }
         guard unknown.isEmpty else {

@@ -14,8 +14,6 @@ struct ExecCommand: AsyncParsableCommand {
 
     @OptionGroup var options: HostOptions
 
-    @Option(name: .customLong("host"), help: "Only this host (repeatable). Default: every host.")
-    var hosts: [String] = []
 
     @Flag(help: "Run as root (through sudo for non-root logins).")
     var sudo = false
@@ -32,14 +30,7 @@ struct ExecCommand: AsyncParsableCommand {
 
     func run() async throws {
         let inventory = try options.loadInventory()
-        var selected = inventory.hosts
-        if !hosts.isEmpty {
-            let unknown = hosts.filter { inventory.host(named: $0) == nil }
-            guard unknown.isEmpty else {
-                throw ValidationError("no host named \(unknown.joined(separator: ", ")) in \(options.inventory)")
-            }
-            selected = inventory.hosts.filter { hosts.contains($0.name) }
-        }
+        let selected = try options.selectedHosts(in: inventory)
         let line = command.joined(separator: " ")
         let sudo = self.sudo, timeout = self.timeout
         let width = selected.map(\.name.count).max() ?? 0

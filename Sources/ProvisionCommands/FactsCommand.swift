@@ -26,7 +26,7 @@ struct FactsCommand: AsyncParsableCommand {
         }
         let inventory = try options.loadInventory()
         let fleet = Fleet(inventory: inventory, parallel: options.parallel, logger: options.logger(redacting: inventory))
-        let outcomes = await fleet.forEach(inventory.hosts) { _, connection in
+        let outcomes = await fleet.forEach(try options.selectedHosts(in: inventory)) { _, connection in
             try await FactsProbe.gather(on: connection)
         }
         await fleet.close()

@@ -19,12 +19,10 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(help: "Exit 2 when changes are pending.")
     var detailedExitcode = false
 
-    @Option(name: .customLong("host"), help: "Only this host (repeatable).")
-    var hosts: [String] = []
 
     func run() async throws {
         let inventory = try options.loadInventory()
-        let selected = try options.select(hosts, in: inventory)
+        let selected = try options.selectedHosts(in: inventory)
         let pool = ConnectionPool(logger: options.logger(redacting: inventory))
         let converger = Converger(inventory: inventory, templates: options.templates(for: inventory), pool: pool,
                                   settings: .init(mode: .plan, parallel: options.parallel))
