@@ -80,7 +80,7 @@ public struct Converger: Sendable {
         var walk = HostWalk(host: host)
         do {
             var connection = try await pool.connection(for: host)
-            var (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps, cleanup: [])
+            var (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
             for step in steps where step.applies(to: host, facts: facts) {
                 if let skipped = await blocker(for: step, on: host, walk: walk) {
                     walk.add(StepOutcome(id: step.id, status: interruption.requested ? .pending : .skipped, message: skipped))
@@ -183,7 +183,7 @@ public struct Converger: Sendable {
             for action in actions {
                 output += try await perform(action, host: host, connection: &connection, facts: facts)
             }
-            (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps, cleanup: [])
+            (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
             let after = try step.decide(StepContext(host: host, inventory: inventory, facts: facts,
                                                     probe: probes[step.id] ?? "", templates: templates))
             guard case .ok(let now) = after else {

@@ -8,11 +8,8 @@ import Steps
 enum ProbeRound {
     static let marker = "@@provision-probe "
 
-    /// `cleanup` globs (leftover temporary files of an interrupted run) are removed first — apply only.
-    static func script(for host: InventoryHost, steps: [any Step], cleanup: [String]) -> String {
-        var parts: [String] = []
-        if !cleanup.isEmpty { parts.append("rm -f \(cleanup.joined(separator: " ")) 2>/dev/null") }
-        parts.append("(\n\(FactsProbe.script)\n)")
+    static func script(for host: InventoryHost, steps: [any Step]) -> String {
+        var parts = ["(\n\(FactsProbe.script)\n)"]
         for step in steps {
             // A subshell keeps one probe's variables and `set --` away from the next.
             parts.append("printf '\\n\(marker)%s\\n' \(ShellQuote.quote(step.id)); (\n\(step.probe(for: host))\n) 2>&1")
@@ -42,9 +39,9 @@ enum ProbeRound {
     }
 
     /// Runs the round on `connection` (as root) and parses it.
-    static func run(on connection: SSHConnection, host: InventoryHost, steps: [any Step],
-                    cleanup: [String]) async throws -> (HostFacts, [String: String]) {
-        let result = try await connection.run(script(for: host, steps: steps, cleanup: cleanup), privileged: true)
+    static func run(on connection: SSHConnection, host: InventoryHost,
+                    steps: [any Step]) async throws -> (HostFacts, [String: String]) {
+        let result = try await connection.run(script(for: host, steps: steps), privileged: true)
         guard result.succeeded else {
             throw SSHError(.protocolError, "\(host.name): reading the host failed (\(result.statusDescription)): \(result.stderrText.suffix(400))")
         }

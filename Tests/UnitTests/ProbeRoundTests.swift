@@ -1,0 +1,37 @@
+import Foundation
+import Testing
+@testable import Engine
+import Facts
+import Inventory
+import Steps
+
+/// The one command that reads a host: facts first, then each step's probe in its own section.
+@Suite struct ProbeRoundTests {
+    @Test func sectionsComeBackToTheirSteps() throws {
+        let facts = try String(contentsOf: #require(Bundle.module.url(forResource: "Fixtures/facts/debian12-amd64",
+                                                                     withExtension: "txt")), encoding: .utf8)
+        let output = facts + "\n@@provision-probe base-packages\ncurl ii \niptables ii \n\n"
+            + "@@provision-probe kernel-forwarding\nabsent\n0\n"
+        let (parsed, probes) = try ProbeRound.parse(output)
+        #expect(parsed.hostname == "ci-box-1")
+        #expect(probes == ["base-packages": "curl ii \niptables ii ", "kernel-forwarding": "absent\n0"])
+    }
+
+    /// The script runs every probe after the facts, each isolated in a subshell, as one shell command.
+    @Test func theScriptParsesBackUnderARealShell() throws {
+        let host = try #require(try InventoryLoader.parse(yaml: "hosts:\n  - {name: h, address: 10.0.0.1, roles: [server]}\n",
+                                                         path: "/tmp/i.yaml", environment: ["HOME": "/root"]).hosts.first)
+        let script = ProbeRound.script(for: host, steps: [BasePackagesStep(packages: ["dpkg"]), KernelForwardingStep()])
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let (_, probes) = try ProbeRound.parse(output)
+        #expect(probes["base-packages"]?.hasPrefix("dpkg ii") == true)  // dpkg is installed wherever this runs
+        #expect(probes.keys.sorted() == ["base-packages", "kernel-forwarding"])
+    }
+}
