@@ -29,16 +29,22 @@ public struct InventoryHost: Sendable, Equatable {
     public var roles: [Role]
     /// In the order written in the file.
     public var labels: [HostLabel]
+    /// Kubernetes taints, `key[=value]:Effect`, in the order written.
+    public var taints: [String]
+    /// The k3s node name; the host's name unless the inventory sets `nodeName`.
+    public var nodeName: String
     public var ssh: SSHSettings
     /// Where the host's entry starts in the inventory file.
     public var location: SourceLocation
 
-    public init(name: String, address: String, roles: [Role], labels: [HostLabel] = [],
-                ssh: SSHSettings, location: SourceLocation) {
+    public init(name: String, address: String, roles: [Role], labels: [HostLabel] = [], taints: [String] = [],
+                nodeName: String? = nil, ssh: SSHSettings, location: SourceLocation) {
         self.name = name
         self.address = address
         self.roles = roles
         self.labels = labels
+        self.taints = taints
+        self.nodeName = nodeName ?? name
         self.ssh = ssh
         self.location = location
     }
@@ -51,16 +57,6 @@ public struct InventoryHost: Sendable, Equatable {
     }
 }
 
-/// The `k3s` block.
-public struct K3sSettings: Sendable, Equatable {
-    /// A k3s release such as `v1.31.4+k3s1`.
-    public var version: String
-
-    public init(version: String) {
-        self.version = version
-    }
-}
-
 /// A loaded, valid inventory.
 public struct Inventory: Sendable, Equatable {
     /// Absolute path of the inventory file.
@@ -68,7 +64,7 @@ public struct Inventory: Sendable, Equatable {
     /// In file order.
     public var hosts: [InventoryHost]
     public var k3s: K3sSettings?
-    /// Every secret value (passwords, passphrases), once each, for redacting logs.
+    /// Every secret value (passwords, passphrases, the k3s token), once each, for redacting logs.
     public var secrets: [String]
 
     public init(path: String, hosts: [InventoryHost], k3s: K3sSettings? = nil, secrets: [String] = []) {
@@ -86,4 +82,10 @@ public struct Inventory: Sendable, Equatable {
     public func hosts(with role: Role) -> [InventoryHost] {
         hosts.filter { $0.has(role) }
     }
+
+    /// The k3s servers, in file order.
+    public var servers: [InventoryHost] { hosts(with: .server) }
+
+    /// The server that starts the cluster (and generates the token when the inventory has none); the others join it.
+    public var firstServer: InventoryHost? { servers.first }
 }

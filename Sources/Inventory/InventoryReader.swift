@@ -15,8 +15,9 @@ struct InventoryReader {
     var secrets: [String] = []
 
     static let topLevelKeys = ["ssh", "k3s", "hosts"]
-    static let hostKeys = ["name", "address", "roles", "labels", "ssh"]
-    static let k3sKeys = ["version"]
+    static let hostKeys = ["name", "address", "roles", "labels", "taints", "nodeName", "ssh"]
+    static let k3sKeys = ["version", "token", "airgap", "installScriptURL", "tlsSan", "disable",
+                          "writeKubeconfigMode", "config"]
 
     init(file: String, baseDirectory: String, environment: [String: String], home: String,
          renamedKeys: [TextPosition: String]) {
@@ -36,7 +37,11 @@ struct InventoryReader {
         var canonicalAddress: String?
         var addressLocation: SourceLocation?
         var roles: [Role]?
+        var rolesLocation: SourceLocation?
         var labels: [HostLabel] = []
+        var taints: [String] = []
+        var nodeName: String?
+        var nodeNameLocation: SourceLocation?
         var ssh: SSHSettings?
     }
 
@@ -69,6 +74,7 @@ struct InventoryReader {
             case .sequence(let list):
                 drafts = list.compactMap { readHost($0, defaults: defaults, defaultKnownHosts: defaultKnownHosts) }
                 checkAcrossHosts(drafts, hostsKey: entry.keyLocation)
+                checkCluster(drafts, hostsKey: entry.keyLocation, hasK3s: top["k3s"] != nil)
             default:
                 error("hosts must be a list of hosts, got \(describe(entry.value))", at: valueLocation(entry))
             }
@@ -78,8 +84,8 @@ struct InventoryReader {
         let hosts = drafts.compactMap { draft -> InventoryHost? in
             guard let name = draft.name, let address = draft.address, let roles = draft.roles, let ssh = draft.ssh
             else { return nil }
-            return InventoryHost(name: name, address: address, roles: roles, labels: draft.labels, ssh: ssh,
-                                 location: draft.location)
+            return InventoryHost(name: name, address: address, roles: roles, labels: draft.labels,
+                                 taints: draft.taints, nodeName: draft.nodeName, ssh: ssh, location: draft.location)
         }
         return Inventory(path: path, hosts: hosts, k3s: k3s, secrets: secrets)
     }
@@ -125,18 +131,6 @@ struct InventoryReader {
         return block
     }
 
-    private mutating func readK3s(_ entry: Entry) -> K3sSettings? {
-        guard let fields = fields(of: entry.value, named: "k3s", allowed: Self.k3sKeys, context: "in k3s",
-                                  fallback: entry.keyLocation) else { return nil }
-        require(["version"], in: fields, owner: "k3s")
-        guard let versionEntry = fields["version"], let version = string(versionEntry) else { return nil }
-        if let problem = InventorySyntax.k3sVersionProblem(version) {
-            error(problem, at: valueLocation(versionEntry))
-            return nil
-        }
-        return K3sSettings(version: version)
-    }
-
     // MARK: Hosts
 
     private mutating func readHost(_ node: Node, defaults: SSHBlock, defaultKnownHosts: String) -> HostDraft? {
@@ -165,9 +159,21 @@ struct InventoryReader {
         }
         if let entry = fields["roles"] {
             host.roles = readRoles(entry)
+            host.rolesLocation = valueLocation(entry)
         }
         if let entry = fields["labels"] {
             host.labels = readLabels(entry)
+        }
+        if let entry = fields["taints"] {
+            host.taints = readTaints(entry)
+        }
+        if let entry = fields["nodeName"], let nodeName = string(entry) {
+            if let problem = InventorySyntax.nodeNameProblem(nodeName) {
+                error(problem, at: valueLocation(entry))
+            } else {
+                host.nodeName = nodeName
+                host.nodeNameLocation = valueLocation(entry)
+            }
         }
 
         var overrides = SSHBlock()
@@ -244,6 +250,28 @@ struct InventoryReader {
         return labels
     }
 
+    private mutating func readTaints(_ entry: Entry) -> [String] {
+        guard let items = stringList(entry, example: "[\"dedicated=ci:NoSchedule\"]") else { return [] }
+        var taints: [String] = []
+        var seen: [String: SourceLocation] = [:]
+        for (taint, location) in items {
+            if let problem = InventorySyntax.taintProblem(taint) {
+                error(problem, at: location)
+                continue
+            }
+            // Kubernetes allows one taint per key and effect.
+            let identity = InventorySyntax.taintIdentity(taint)
+            if let first = seen[identity] {
+                error("taint '\(taint)' repeats the key and effect of the taint at "
+                      + Self.reference(to: first, from: location), at: location)
+                continue
+            }
+            seen[identity] = location
+            taints.append(taint)
+        }
+        return taints
+    }
+
     // MARK: Across hosts
 
     private mutating func checkAcrossHosts(_ hosts: [HostDraft], hostsKey: SourceLocation) {
@@ -271,9 +299,43 @@ struct InventoryReader {
                 }
             }
         }
+        var nodeNames: [String: HostDraft] = [:]
+        for host in hosts {
+            guard let nodeName = host.nodeName ?? host.name,
+                  let location = host.nodeNameLocation ?? host.nameLocation else { continue }
+            if let first = nodeNames[nodeName] {
+                // Two hosts of the same name are already reported as such.
+                guard host.nodeName != nil || first.nodeName != nil else { continue }
+                let owner = first.name.map { "host '\($0)'" } ?? "another host"
+                let reference = Self.reference(to: first.nodeNameLocation ?? first.nameLocation ?? first.location,
+                                               from: location)
+                error("duplicate node name '\(nodeName)'; \(owner) at \(reference) already uses it "
+                      + "(set nodeName to tell them apart)", at: location)
+            } else {
+                nodeNames[nodeName] = host
+            }
+        }
         let roles = hosts.compactMap(\.roles).flatMap { $0 }
         if roles.contains(.agent), !roles.contains(.server) {
             error("hosts has agents but no server: agents join a k3s server, so give one host the role 'server'",
+                  at: hostsKey)
+        }
+    }
+
+    /// The checks that concern the k3s cluster as a whole.
+    private mutating func checkCluster(_ hosts: [HostDraft], hostsKey: SourceLocation, hasK3s: Bool) {
+        if !hasK3s {
+            for host in hosts {
+                guard let roles = host.roles, let location = host.rolesLocation,
+                      let role = roles.first(where: { $0 == .server || $0 == .agent }) else { continue }
+                error("\(host.name.map { "host '\($0)'" } ?? "this host") has the k3s role '\(role.rawValue)' but "
+                      + "the inventory has no k3s block; add one such as k3s: {version: v1.31.4+k3s1}", at: location)
+            }
+        }
+        let servers = hosts.filter { $0.roles?.contains(.server) == true }.count
+        if servers > 1, servers.isMultiple(of: 2) {
+            error("hosts has \(servers) servers, but embedded etcd needs a majority of servers up, and \(servers) "
+                  + "servers tolerate no more failures than \(servers - 1); use 1 server or an odd number of 3 or more",
                   at: hostsKey)
         }
     }

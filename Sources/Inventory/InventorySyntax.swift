@@ -143,6 +143,67 @@ enum InventorySyntax {
         return numbers.count == 3 && numbers.allSatisfy(isNumber) ? nil : problem
     }
 
+    /// A Kubernetes node name; the same rule as host names, which are the default node names.
+    static func nodeNameProblem(_ name: String) -> String? {
+        hostNameProblem(name) == nil ? nil : "nodeName '\(name)' is invalid: use at most 63 lowercase letters, "
+            + "digits, '-' and '.', starting and ending with a letter or digit"
+    }
+
+    static let taintEffects = ["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+    /// A Kubernetes taint, `key[=value]:Effect`, as `kubectl taint` takes it.
+    static func taintProblem(_ taint: String) -> String? {
+        guard let colon = taint.lastIndex(of: ":") else {
+            return "taint '\(taint)' must be key[=value]:Effect, such as 'dedicated=ci:NoSchedule'"
+        }
+        let effect = String(taint[taint.index(after: colon)...])
+        guard taintEffects.contains(effect) else {
+            return "taint '\(taint)' has the effect '\(effect)'; expected \(InventoryReader.alternatives(taintEffects))"
+                + Suggestion.hint(for: effect, among: taintEffects)
+        }
+        let keyValue = taint[..<colon]
+        let parts = keyValue.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        let key = String(parts[0])
+        if key.isEmpty || labelKeyProblem(key) != nil {
+            return "taint '\(taint)' has an invalid key '\(key)': use an optional DNS prefix and '/', then at most 63 "
+                + "letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+        }
+        if parts.count == 2, !isLabelName(parts[1]) {
+            return "taint '\(taint)' has an invalid value '\(parts[1])': use at most 63 letters, digits, '-', '_' "
+                + "and '.', starting and ending with a letter or digit"
+        }
+        return nil
+    }
+
+    /// What makes two taints the same to Kubernetes: the key and the effect.
+    static func taintIdentity(_ taint: String) -> String {
+        let colon = taint.lastIndex(of: ":") ?? taint.endIndex
+        let key = taint[..<colon].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        return String(key + taint[colon...])
+    }
+
+    /// An IP address or a DNS name, possibly a wildcard (`*.lab.example`), for the API server's certificate.
+    static func isSubjectAltName(_ name: String) -> Bool {
+        let bare = name.hasPrefix("*.") ? String(name.dropFirst(2)) : name
+        return (try? address(bare).get()) != nil && !(name.hasPrefix("*.") && bare.contains(":"))
+    }
+
+    /// A Unix file mode as 3 or 4 octal digits, written as a string so that YAML keeps the leading 0.
+    static func fileModeProblem(_ mode: String) -> String? {
+        (3...4).contains(mode.count) && mode.allSatisfy({ ("0"..."7").contains($0) }) ? nil
+            : "writeKubeconfigMode must be 3 or 4 octal digits such as \"0644\", got '\(mode)'"
+    }
+
+    /// The install script's address: https:// or http://, then a host.
+    static func installScriptURLProblem(_ url: String) -> String? {
+        let rest = url.hasPrefix("https://") ? url.dropFirst(8) : url.hasPrefix("http://") ? url.dropFirst(7) : nil
+        guard let rest, let host = rest.split(separator: "/", omittingEmptySubsequences: false).first, !host.isEmpty,
+              !url.unicodeScalars.contains(where: { $0.properties.isWhitespace }) else {
+            return "installScriptURL must be an https:// or http:// URL such as 'https://get.k3s.io', got '\(url)'"
+        }
+        return nil
+    }
+
     /// `SHA256:` and the 43 characters of an unpadded base64 SHA-256 digest, as `ssh-keygen -lf` prints it.
     static func fingerprintProblem(_ fingerprint: String) -> String? {
         let digest = fingerprint.hasPrefix("SHA256:") ? fingerprint.dropFirst(7) : ""

@@ -65,6 +65,34 @@ public struct Lab: Sendable {
         try run(Repo.labScript, ["exec", "--dir", directory, host, "--", "sh", "-c", command])
     }
 
+    /// Copies the machine's file `localPath` into `host` at `remotePath` with permissions `mode`, as root. The bytes
+    /// are streamed to `scripts/lab exec` on stdin (no size limit, no base64, nothing on a command line); missing
+    /// parent directories are made and the file is replaced by rename, so a reader never sees half of it. A
+    /// directory is copied with its contents (tar), `mode` then being the mode of `remotePath` itself.
+    public func copy(_ localPath: String, to host: String, at remotePath: String, mode: Int = 0o644) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: localPath, isDirectory: &isDirectory) else {
+            throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: localPath])
+        }
+        let octal = String(mode, radix: 8)
+        let result: ProcessOutput
+        if isDirectory.boolValue {
+            // tar on the machine piped into the host's tar; paths reach both shells as arguments, never as code.
+            let script = "tar -C \"$1\" -cf - . | \"$2\" exec --dir \"$3\" \"$4\" -- sh -c " +
+                "'set -e; mkdir -p \"$1\"; tar -C \"$1\" -xf -; chmod \"$2\" \"$1\"' sh \"$5\" \"$6\""
+            result = try run("/bin/bash", ["-c", "set -o pipefail; " + script, "bash", localPath,
+                                         Repo.labScript, directory, host, remotePath, octal])
+        } else {
+            let script = "set -e; mkdir -p \"$(dirname \"$1\")\"; t=\"$1.lab-copy.$$\"; " +
+                "cat > \"$t\"; chmod \"$2\" \"$t\"; mv -f \"$t\" \"$1\""
+            result = try run(Repo.labScript, ["exec", "--dir", directory, host, "--", "sh", "-c", script, "sh",
+                                              remotePath, octal], stdinFile: localPath)
+        }
+        guard result.status == 0 else {
+            throw LabError.commandFailed(command: "copy \(localPath) to \(host):\(remotePath)", output: result)
+        }
+    }
+
     /// Gives `host` a new host key, served from the next connection on; known_hosts keeps the old one.
     public func rekey(_ host: String) throws {
         let result = try run(Repo.labScript, ["rekey", "--dir", directory, host])

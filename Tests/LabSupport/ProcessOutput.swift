@@ -16,8 +16,9 @@ public struct ProcessOutput: Sendable {
 /// Runs `executable` (a path, or a name looked up in PATH) to completion and returns its exit status and output.
 /// stdout and stderr are drained at the same time, so a child that fills one pipe while we wait on the other cannot
 /// deadlock. stdin comes from an unlinked temporary file rather than a pipe: a child that exits without reading it
-/// cannot raise SIGPIPE in the test process. A child killed by a signal reports 128 + the signal number.
-public func run(_ executable: String, _ arguments: [String], stdin: String? = nil,
+/// cannot raise SIGPIPE in the test process. `stdinFile` instead streams an existing file (any bytes, any size) to
+/// the child's stdin. A child killed by a signal reports 128 + the signal number.
+public func run(_ executable: String, _ arguments: [String], stdin: String? = nil, stdinFile: String? = nil,
                 environment: [String: String]? = nil) throws -> ProcessOutput {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try resolveExecutable(executable, environment: environment))
@@ -27,7 +28,12 @@ public func run(_ executable: String, _ arguments: [String], stdin: String? = ni
     let errors = Pipe()
     process.standardOutput = output
     process.standardError = errors
-    let input = try stdin.map(inputFile)
+    let input = try stdinFile.map { path in
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path])
+        }
+        return handle
+    } ?? stdin.map(inputFile)
     defer { try? input?.close() }
     process.standardInput = input ?? FileHandle.nullDevice
     try process.run()

@@ -90,6 +90,7 @@ import Testing
             let inventory = lab.directory + "/agent.yaml"
             try """
                 ssh: {user: root, knownHosts: \(lab.knownHostsPath)}
+                k3s: {version: v1.31.4+k3s1}
                 hosts:
                   - {name: lab-1, address: \(lab.hosts[0].address), roles: [server]}
                 """.write(toFile: inventory, atomically: true, encoding: .utf8)
@@ -108,6 +109,7 @@ import Testing
             let inventory = lab.directory + "/alice.yaml"
             let text = """
                 ssh: {user: alice, keyPath: \(lab.keyPath), knownHosts: \(lab.knownHostsPath), sudoPassword: "${env:LAB_SUDO}"}
+                k3s: {version: v1.31.4+k3s1}
                 hosts:
                   - {name: lab-1, address: \(lab.hosts[0].address), roles: [server]}
                 """

@@ -85,6 +85,7 @@ struct InventoryDiagnosticsTests {
             hosts:
               - {name: a, address: 10.0.0.1, roles: [server], ssh: *pi}
               - {name: b, address: 10.0.0.2, roles: [agent], ssh: *pi}
+            k3s: {version: v1.31.4+k3s1}
             """) == ["/srv/inventory.yaml:1:19: port must be an integer, got 'twenty-two'"])
     }
 
@@ -152,6 +153,7 @@ struct InventoryDiagnosticsTests {
         let inventory = try InventoryFixtures.parse("""
             x-pi: &pi {name: pi, address: 10.0.0.1, roles: [agent]}
             hosts: [{name: s, address: 10.0.0.2, roles: [server]}, *pi]
+            k3s: {version: v1.31.4+k3s1}
             """)
         #expect(inventory.hosts.map(\.name) == ["s", "pi"])
     }
@@ -213,6 +215,7 @@ struct InventoryDiagnosticsTests {
               - {name: d, address: node-b.lan., roles: [agent]}
               - {name: e, address: "fd00::20", roles: [runner]}
               - {name: f, address: "fd00:0:0::20", roles: [runner]}
+            k3s: {version: v1.31.4+k3s1}
             """) == [
             "/srv/inventory.yaml:4:12: duplicate host name 'a'; first defined at line 2",
             "/srv/inventory.yaml:4:24: duplicate address '10.0.0.1' (port 22); host 'a' at line 2 already uses it",
@@ -228,6 +231,7 @@ struct InventoryDiagnosticsTests {
             hosts:
               - {name: a, address: 127.0.0.1, roles: [server], ssh: {port: 2201}}
               - {name: b, address: 127.0.0.1, roles: [agent], ssh: {port: 2202}}
+            k3s: {version: v1.31.4+k3s1}
             """)
         #expect(inventory.hosts.map(\.ssh.port) == [2201, 2202])
     }

@@ -11,7 +11,11 @@ struct InventoryExamplesTests {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
 
         #expect(inventory.path == path)
-        #expect(inventory.k3s == K3sSettings(version: "v1.31.4+k3s1"))
+        #expect(inventory.k3s == K3sSettings(
+            version: "v1.31.4+k3s1", tlsSan: ["k3s.example.lan", "10.0.0.10"], disable: ["traefik"],
+            writeKubeconfigMode: "0644",
+            config: [ConfigEntry(key: "kube-apiserver-arg", value: .list(["audit-log-maxage=30"]))]))
+        #expect(inventory.firstServer?.name == "cp-1")
         #expect(inventory.hosts.map(\.name) == ["cp-1", "worker-1", "worker-2", "ci-1"])
         #expect(inventory.secrets.isEmpty)
 
@@ -33,6 +37,9 @@ struct InventoryExamplesTests {
         #expect(ipv6.address == "fd00::20")
         #expect(ipv6.ssh.port == 2222)
         #expect(ipv6.has(.agent) && ipv6.has(.runner) && !ipv6.has(.server))
+        #expect(ipv6.taints == ["dedicated=ci:PreferNoSchedule"])
+        #expect(ipv6.nodeName == "worker-2.ci")
+        #expect(worker.nodeName == "worker-1" && worker.taints.isEmpty)
 
         let ci = try #require(inventory.host(named: "ci-1"))
         #expect(ci.ssh.user == "root")
@@ -54,6 +61,24 @@ struct InventoryExamplesTests {
         #expect(inventory.secrets == ["sudo-secret"])
     }
 
+    @Test("the k3s settings commented out in inventories/example.yaml work once uncommented, one at a time")
+    func exampleWithK3sOptions() throws {
+        let path = InventoryFixtures.example("example.yaml")
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let withToken = text.replacingOccurrences(of: "  # token: ", with: "  token: ")
+        let inventory = try InventoryFixtures.parse(
+            withToken, environment: ["HOME": "/home/op", "K3S_TOKEN": "k3s-secret"])
+        #expect(inventory.k3s?.token == "k3s-secret")
+        #expect(inventory.secrets == ["k3s-secret"])
+
+        let airgap = try InventoryFixtures.parse(
+            text.replacingOccurrences(of: "  # airgap: ", with: "  airgap: "))
+        #expect(airgap.k3s?.airgapDirectory == "/srv/k3s-assets")
+        let mirror = try InventoryFixtures.parse(
+            text.replacingOccurrences(of: "  # installScriptURL: ", with: "  installScriptURL: "))
+        #expect(mirror.k3s?.installScriptURL == "https://mirror.example.lan/k3s/install.sh")
+    }
+
     @Test("inventories/raspberry-pi.yaml loads with nothing but HOME")
     func raspberryPi() throws {
         let path = InventoryFixtures.example("raspberry-pi.yaml")
@@ -64,7 +89,9 @@ struct InventoryExamplesTests {
         #expect(inventory.hosts.map(\.address) == ["192.168.1.11", "192.168.1.12", "pi-3.local"])
         #expect(inventory.hosts.map(\.roles) == [[.server], [.agent, .runner], [.agent]])
         #expect(inventory.secrets.isEmpty)
-        #expect(inventory.hosts[0].location == SourceLocation(file: path, line: 16, column: 5))
+        #expect(inventory.hosts[0].location == SourceLocation(file: path, line: 22, column: 5))
+        #expect(inventory.k3s == K3sSettings(version: "v1.31.4+k3s1", disable: ["traefik"]))
+        #expect(inventory.servers.map(\.name) == ["pi-1"])
         for host in inventory.hosts {
             #expect(host.ssh.user == "pi")
             #expect(host.ssh.keyPath == "/home/op/.ssh/id_ed25519")

@@ -19,7 +19,7 @@ import Steps
 
     /// The script runs every probe after the facts, each isolated in a subshell, as one shell command.
     @Test func theScriptParsesBackUnderARealShell() throws {
-        let host = try #require(try InventoryLoader.parse(yaml: "hosts:\n  - {name: h, address: 10.0.0.1, roles: [server]}\n",
+        let host = try #require(try InventoryLoader.parse(yaml: "k3s: {version: v1.31.4+k3s1}\nhosts:\n  - {name: h, address: 10.0.0.1, roles: [server]}\n",
                                                          path: "/tmp/i.yaml", environment: ["HOME": "/root"]).hosts.first)
         let script = ProbeRound.script(for: host, steps: [BasePackagesStep(packages: ["dpkg"]), KernelForwardingStep()])
         let process = Process()

@@ -13,6 +13,7 @@ import Templates
 
     init() throws {
         inventory = try InventoryLoader.parse(yaml: """
+            k3s: {version: v1.31.4+k3s1}
             hosts:
               - {name: pi-1, address: 192.168.1.11, roles: [server]}
             """, path: "/tmp/inventory.yaml", environment: ["HOME": "/root"])
