@@ -42,11 +42,11 @@ public struct Converger: Sendable {
     public let interruption: Interruption
     let board = StepBoard()
 
-    public init(inventory: Inventory, steps: [any Step] = StepCatalog.all, templates: TemplateSet,
+    public init(inventory: Inventory, steps: [any Step]? = nil, templates: TemplateSet,
                 pool: ConnectionPool, settings: Settings, progress: any ProgressSink = SilentProgress(),
                 journal: Journal? = nil, runID: Int64? = nil, interruption: Interruption = Interruption()) {
         self.inventory = inventory
-        self.steps = steps
+        self.steps = steps ?? StepCatalog.steps(for: inventory)
         self.templates = templates
         self.pool = pool
         self.settings = settings
@@ -60,6 +60,20 @@ public struct Converger: Sendable {
 
     /// Every selected host, in parallel (bounded); a host waits only for the steps it depends on.
     public func run(hosts: [InventoryHost]) async -> [HostReport] {
+        let converger = self.with(selectedHosts: hosts.map(\.name))
+        return await converger.runSelected(hosts: hosts)
+    }
+
+    /// The names of the hosts of this run (a step waiting for "every host" waits for these).
+    var selectedHosts: [String] = []
+
+    private func with(selectedHosts: [String]) -> Converger {
+        var copy = self
+        copy.selectedHosts = selectedHosts
+        return copy
+    }
+
+    private func runSelected(hosts: [InventoryHost]) async -> [HostReport] {
         // Hosts another host waits for must not queue behind it: start them first.
         let ordered = hosts.sorted { rank($0) < rank($1) }
         let reports = await concurrentMap(ordered, limit: settings.parallel) { host in await self.converge(host) }
@@ -78,13 +92,19 @@ public struct Converger: Sendable {
         let started = ContinuousClock.now
         await progress.hostStarted(host.name)
         var walk = HostWalk(host: host)
+        var applicable: Set<String>?
         do {
             var connection = try await pool.connection(for: host)
             var (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
+            applicable = Set(steps.filter { $0.applies(to: host, facts: facts) }.map(\.id))
             for step in steps where step.applies(to: host, facts: facts) {
                 if let skipped = await blocker(for: step, on: host, walk: walk) {
                     walk.add(StepOutcome(id: step.id, status: interruption.requested ? .pending : .skipped, message: skipped))
                     continue
+                }
+                // Having waited for other hosts, read this one again: what it reported before may be stale.
+                if settings.mode == .apply && !step.waitsFor.isEmpty {
+                    (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
                 }
                 await progress.stepStarted(host.name, step: step.id)
                 let stepStarted = ContinuousClock.now
@@ -103,9 +123,11 @@ public struct Converger: Sendable {
         } catch {
             walk.error = Self.describe(error, host: host.name)
         }
-        // Whoever waits for a step this host never finished must not wait forever.
+        // Whoever waits for a step this host never finished must not wait forever; a step that does not apply
+        // here is nothing to wait for.
         for step in steps where !walk.finished.contains(step.id) {
-            await board.finish(host: host.name, step: step.id, converged: false)
+            let notApplicable = applicable.map { !$0.contains(step.id) } ?? false
+            await board.finish(host: host.name, step: step.id, converged: notApplicable)
         }
         let report = HostReport(name: host.name, steps: walk.outcomes, error: walk.error,
                                 durationMs: (ContinuousClock.now - started).inMilliseconds)
@@ -142,18 +164,20 @@ public struct Converger: Sendable {
         }
         guard settings.mode == .apply else { return nil }
         for dependency in step.waitsFor {
-            guard let other = resolve(dependency.on), other != host.name else { continue }
-            if !(await board.wait(host: other, step: dependency.step)) {
-                return "not run: it waits for \(dependency.step) on \(other), which did not converge"
+            for other in resolve(dependency.on) where other != host.name {
+                if !(await board.wait(host: other, step: dependency.step)) {
+                    return "not run: it waits for \(dependency.step) on \(other), which did not converge"
+                }
             }
         }
         return nil
     }
 
-    private func resolve(_ selector: RemoteDependency.Selector) -> String? {
+    private func resolve(_ selector: RemoteDependency.Selector) -> [String] {
         switch selector {
-        case .firstServer: inventory.hosts.first { $0.has(.server) }?.name
-        case .host(let name): name
+        case .firstServer: inventory.firstServer.map { [$0.name] } ?? []
+        case .host(let name): [name]
+        case .everyHost: selectedHosts
         }
     }
 
@@ -180,12 +204,22 @@ public struct Converger: Sendable {
                          host: host.name)
             await progress.notice(host.name, "\(step.id): changing: \(reason)")
             var output = ""
+            var waitUntil: ContinuousClock.Instant?
             for action in actions {
+                if case .awaitConvergence(let timeout) = action {
+                    waitUntil = .now + .milliseconds(Int(timeout * 1000))
+                    continue
+                }
                 output += try await perform(action, host: host, connection: &connection, facts: facts)
             }
-            (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
-            let after = try step.decide(StepContext(host: host, inventory: inventory, facts: facts,
+            var after: Decision
+            repeat {
+                (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
+                after = try step.decide(StepContext(host: host, inventory: inventory, facts: facts,
                                                     probe: probes[step.id] ?? "", templates: templates))
+                guard case .change = after, let deadline = waitUntil, ContinuousClock.now < deadline else { break }
+                try await Task.sleep(for: .seconds(1))
+            } while true
             guard case .ok(let now) = after else {
                 return StepOutcome(id: step.id, status: .failed, message: "changed, but the check still says: \(after.reason)",
                                    fingerprint: fingerprint, outputTail: output)
@@ -207,14 +241,28 @@ public struct Converger: Sendable {
             }
             return output
         case .writeFile(let path, let content, let mode, let owner):
+            try await Self.ensureFolder(of: path, on: connection)
             try await connection.upload(.data(Data(content.utf8)), to: path, mode: mode, owner: owner, backup: true)
             return "wrote \(path)\n"
+        case .upload(let local, let remote, let mode):
+            try await Self.ensureFolder(of: remote, on: connection)
+            try await connection.upload(.file(local), to: remote, mode: mode, owner: "root:root")
+            return "uploaded \(remote)\n"
+        case .awaitConvergence:
+            return ""
         case .reboot(let reason):
             await progress.notice(host.name, "rebooting: \(reason)")
             connection = try await Reboot.perform(host: host, connection: connection, pool: pool,
                                                   bootID: facts.bootId, timeout: settings.rebootTimeout)
             return "rebooted (\(reason))\n"
         }
+    }
+
+    /// Files may go where nothing was before (/etc/rancher/k3s on a fresh host).
+    static func ensureFolder(of path: String, on connection: SSHConnection) async throws {
+        let folder = (path as NSString).deletingLastPathComponent
+        let result = try await connection.run("mkdir -p \(ShellQuote.quote(folder))", privileged: true)
+        guard result.succeeded else { throw StepError("cannot create \(folder): \(result.stderrText)") }
     }
 
     private func record(_ outcome: StepOutcome, host: String) async {

@@ -42,6 +42,8 @@ public struct RemoteDependency: Sendable, Equatable {
     public enum Selector: Sendable, Equatable {
         case firstServer
         case host(String)
+        /// Every other host of the run (where the step does not apply, there is nothing to wait for).
+        case everyHost
     }
 
     public var step: String
@@ -99,6 +101,10 @@ public enum Action: Sendable, Equatable {
     case writeFile(path: String, content: String, mode: Int?, owner: String?)
     /// Reboot and wait for the host to come back with a new boot id.
     case reboot(reason: String)
+    /// A local file sent over SFTP (compared by sha256 beforehand), placed atomically.
+    case upload(localPath: String, remotePath: String, mode: Int)
+    /// Nothing to do but wait: read the host again until the step is satisfied, for at most `timeout` seconds.
+    case awaitConvergence(timeout: Double)
 
     /// For `plan` and `-v`: what the action will do, without file contents.
     public var summary: String {
@@ -107,6 +113,8 @@ public enum Action: Sendable, Equatable {
         case .writeFile(let path, let content, let mode, let owner):
             "write \(path) (\(content.utf8.count) bytes\(mode.map { ", mode " + String($0, radix: 8) } ?? "")\(owner.map { ", " + $0 } ?? ""))"
         case .reboot(let reason): "reboot (\(reason))"
+        case .upload(let local, let remote, let mode): "upload \(local) to \(remote) (mode \(String(mode, radix: 8)))"
+        case .awaitConvergence(let timeout): "wait up to \(Int(timeout))s"
         }
     }
 }

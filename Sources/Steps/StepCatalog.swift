@@ -1,8 +1,14 @@
+import Inventory
+
 /// Every step, in the order the manual procedure does them. New steps are added here.
 public enum StepCatalog {
-    public static let all: [any Step] = [
-        BasePackagesStep(),
-        RaspberryPiCgroupsStep(),
-        KernelForwardingStep(),
-    ]
+    /// The steps an inventory asks for (k3s steps only with a k3s block; airgap assets only in airgap mode).
+    public static func steps(for inventory: Inventory) -> [any Step] {
+        var steps: [any Step] = [BasePackagesStep(), RaspberryPiCgroupsStep(), KernelForwardingStep()]
+        if let k3s = inventory.k3s {
+            if k3s.isAirgap { steps.append(K3sAssetsStep()) }
+            steps += [K3sConfigStep(), K3sServiceStep(), K3sReadyStep()]
+        }
+        return steps
+    }
 }

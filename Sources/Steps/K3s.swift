@@ -1,0 +1,58 @@
+import Crypto
+import Foundation
+import Inventory
+import ProvisionBasics
+import Synchronization
+
+/// What the k3s steps share: names and paths from the contracts (k3s install script, airgap assets).
+public enum K3s {
+    /// Where the install script is kept on hosts, so re-runs use the same one.
+    public static let installScript = "/usr/local/share/provision/k3s-install.sh"
+    public static let configFile = "/etc/rancher/k3s/config.yaml"
+    public static let imagesFolder = "/var/lib/rancher/k3s/agent/images"
+
+    /// `k3s` service for servers, `k3s-agent` for agents.
+    public static func unit(for host: InventoryHost) -> String { host.has(.server) ? "k3s" : "k3s-agent" }
+
+    /// Release asset names follow `uname -m`: x86_64 → k3s, aarch64 → k3s-arm64, armv7 → k3s-armhf.
+    public static func binaryAsset(arch: String?) -> String? {
+        switch arch {
+        case "x86_64", "amd64": "k3s"
+        case "aarch64", "arm64": "k3s-arm64"
+        case let value? where value.hasPrefix("armv7"): "k3s-armhf"
+        default: nil
+        }
+    }
+
+    public static func imagesAsset(arch: String?) -> String? {
+        switch arch {
+        case "x86_64", "amd64": "k3s-airgap-images-amd64"
+        case "aarch64", "arm64": "k3s-airgap-images-arm64"
+        case let value? where value.hasPrefix("armv7"): "k3s-airgap-images-arm"
+        default: nil
+        }
+    }
+
+    /// The API address agents and joining servers use.
+    public static func serverURL(_ inventory: Inventory) -> String? {
+        guard let first = inventory.firstServer else { return nil }
+        let host = first.address.contains(":") ? "[\(first.address)]" : first.address
+        return "https://\(host):6443"
+    }
+
+    private static let digests = Mutex([String: (Date, String)]())
+
+    /// SHA-256 of a local file, cached by modification time (assets are large and read once per run).
+    public static func digest(ofFile path: String) throws -> String {
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        let modified = attributes[.modificationDate] as? Date ?? .distantPast
+        if let cached = digests.withLock({ $0[path] }), cached.0 == modified { return cached.1 }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw StepError("cannot read \(path)") }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        digests.withLock { $0[path] = (modified, digest) }
+        return digest
+    }
+}

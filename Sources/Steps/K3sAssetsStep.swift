@@ -1,0 +1,64 @@
+import Facts
+import Foundation
+import Inventory
+import ProvisionBasics
+
+/// Airgap install, procedure step 4 without the internet: the k3s binary for the host's architecture, its images
+/// and the install script, from the inventory's airgap folder; a file already on the host with the same sha256 is
+/// not sent again.
+public struct K3sAssetsStep: Step {
+    public let id = "k3s-assets"
+    public let summary = "k3s binary, airgap images and install script from the airgap folder"
+
+    public init() {}
+
+    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool {
+        host.has(.server) || host.has(.agent)
+    }
+
+    /// `<sha256>  <path>` for each asset already on the host.
+    public func probe(for host: InventoryHost) -> String {
+        "sha256sum \(K3s.installScript) /usr/local/bin/k3s \(K3s.imagesFolder)/k3s-airgap-images-* 2>/dev/null; true"
+    }
+
+    /// (local file, remote path, mode) for this host's architecture.
+    func assets(_ context: StepContext) throws -> [(String, String, Int)] {
+        guard let folder = context.inventory.k3s?.airgapDirectory else { return [] }
+        guard let binary = K3s.binaryAsset(arch: context.facts.arch),
+              let images = K3s.imagesAsset(arch: context.facts.arch) else {
+            throw StepError("no k3s release asset for architecture \(context.facts.arch ?? "unknown")")
+        }
+        let fileManager = FileManager.default
+        let imageFile = [".tar.zst", ".tar"].map { images + $0 }.first { fileManager.fileExists(atPath: folder + "/" + $0) }
+        var wanted = [(folder + "/install.sh", K3s.installScript, 0o755), (folder + "/" + binary, "/usr/local/bin/k3s", 0o755)]
+        if let imageFile { wanted.append((folder + "/" + imageFile, K3s.imagesFolder + "/" + imageFile, 0o644)) }
+        for (local, _, _) in wanted where !fileManager.fileExists(atPath: local) {
+            throw StepError("the airgap folder has no \((local as NSString).lastPathComponent): \(folder)")
+        }
+        if imageFile == nil {
+            throw StepError("the airgap folder has no \(images).tar.zst or .tar: \(folder)")
+        }
+        return wanted
+    }
+
+    public func desiredState(_ context: StepContext) -> String {
+        let digests = (try? assets(context))?.map { (try? K3s.digest(ofFile: $0.0)) ?? $0.0 } ?? []
+        return ([id] + digests).joined(separator: "|")
+    }
+
+    public func decide(_ context: StepContext) throws -> Decision {
+        var remote: [String: String] = [:]
+        for line in context.probe.split(separator: "\n") {
+            let words = line.split(separator: " ", maxSplits: 1)
+            if words.count == 2 { remote[words[1].trimmingCharacters(in: .whitespaces)] = String(words[0]) }
+        }
+        var actions: [Action] = []
+        var stale: [String] = []
+        for (local, path, mode) in try assets(context) where remote[path] != (try K3s.digest(ofFile: local)) {
+            actions.append(.upload(localPath: local, remotePath: path, mode: mode))
+            stale.append(path)
+        }
+        if actions.isEmpty { return .ok("k3s binary, images and install script match the airgap folder") }
+        return .change(reason: "\(stale.joined(separator: ", ")) missing or different from the airgap folder", actions: actions)
+    }
+}
