@@ -149,7 +149,7 @@ import Testing
     @Test func theShippedExamplesAreValid() throws {
         for name in ["example.yaml", "raspberry-pi.yaml", "lab.yaml"] {
             let result = try run(Repo.provisionBinary, ["inventory", "check", Repo.root + "/inventories/" + name],
-                                 environment: ["HOME": "/root", "PROVISION_SUDO_PASSWORD": "p",
+                                 environment: ["HOME": "/root", "PROVISION_SUDO_PASSWORD": "p", "LAB_K3S_TOKEN": "t",
                                                "PROVISION_CI_1_PASSWORD": "p", "PATH": "/usr/bin:/bin"])
             #expect(result.status == 0, "\(name): \(result.stderr)")
         }
