@@ -74,7 +74,7 @@ struct InventoryReader {
             case .sequence(let list):
                 drafts = list.compactMap { readHost($0, defaults: defaults, defaultKnownHosts: defaultKnownHosts) }
                 checkAcrossHosts(drafts, hostsKey: entry.keyLocation)
-                checkCluster(drafts, hostsKey: entry.keyLocation, hasK3s: top["k3s"] != nil)
+                checkCluster(drafts, hostsKey: entry.keyLocation)
             default:
                 error("hosts must be a list of hosts, got \(describe(entry.value))", at: valueLocation(entry))
             }
@@ -323,15 +323,8 @@ struct InventoryReader {
     }
 
     /// The checks that concern the k3s cluster as a whole.
-    private mutating func checkCluster(_ hosts: [HostDraft], hostsKey: SourceLocation, hasK3s: Bool) {
-        if !hasK3s {
-            for host in hosts {
-                guard let roles = host.roles, let location = host.rolesLocation,
-                      let role = roles.first(where: { $0 == .server || $0 == .agent }) else { continue }
-                error("\(host.name.map { "host '\($0)'" } ?? "this host") has the k3s role '\(role.rawValue)' but "
-                      + "the inventory has no k3s block; add one such as k3s: {version: v1.31.4+k3s1}", at: location)
-            }
-        }
+    /// Roles without a k3s block are allowed (they say what a host is for); k3s is installed only with a block.
+    private mutating func checkCluster(_ hosts: [HostDraft], hostsKey: SourceLocation) {
         let servers = hosts.filter { $0.roles?.contains(.server) == true }.count
         if servers > 1, servers.isMultiple(of: 2) {
             error("hosts has \(servers) servers, but embedded etcd needs a majority of servers up, and \(servers) "
