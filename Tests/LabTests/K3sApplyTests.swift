@@ -13,8 +13,12 @@ import Testing
         let made = try run(Repo.root + "/scripts/lab.d/k3s/make-bundle", [bundle, version])
         #expect(made.status == 0, "\(made.stderr)")
         var text = try String(contentsOfFile: lab.inventoryPath, encoding: .utf8)
-        text = text.replacingOccurrences(of: "k3s: {version: v1.31.4+k3s1}",
-                                         with: "k3s: {version: \(version), token: \"${env:LAB_K3S_TOKEN}\", airgap: {directory: \(bundle)}}")
+        text = text.replacingOccurrences(of: "\nhosts:\n", with: """
+
+            k3s: {version: \(version), token: "${env:LAB_K3S_TOKEN}", airgap: {directory: \(bundle)}}
+            hosts:
+
+            """)
         let path = lab.directory + "/k3s.yaml"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         var environment = ProcessInfo.processInfo.environment
