@@ -100,28 +100,21 @@ enum YAMLComposer {
 
     /// The index in `scalars` of a line and column.
     static func scalarIndex(of position: TextPosition, in scalars: [Unicode.Scalar]) -> Int? {
-        var line = 1, column = 1, index = 0
-        while index < scalars.count {
-            if line == position.line, column == position.column { return index }
-            let scalar = scalars[index]
-            if scalar == "\r", index + 1 < scalars.count, scalars[index + 1] == "\n" {
-                index += 2
-                (line, column) = (line + 1, 1)
-            } else if ["\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"].contains(scalar) {
-                index += 1
-                (line, column) = (line + 1, 1)
-            } else {
-                index += 1
-                column += 1
-            }
-        }
-        return line == position.line && column == position.column ? index : nil
+        let end = walk(scalars) { _, line, column in !(line == position.line && column == position.column) }
+        return end.line == position.line && end.column == position.column ? end.index : nil
     }
 
     /// The line and column of the scalar at `offset`.
     static func position(ofScalarOffset offset: Int, in scalars: [Unicode.Scalar]) -> TextPosition {
+        let end = walk(scalars) { index, _, _ in index < offset }
+        return TextPosition(line: end.line, column: end.column)
+    }
+
+    /// Steps through `scalars` counting lines as YAML does (CRLF is one break) while `proceed` says so.
+    private static func walk(_ scalars: [Unicode.Scalar],
+                             while proceed: (Int, Int, Int) -> Bool) -> (index: Int, line: Int, column: Int) {
         var line = 1, column = 1, index = 0
-        while index < min(offset, scalars.count) {
+        while index < scalars.count, proceed(index, line, column) {
             let scalar = scalars[index]
             if scalar == "\r", index + 1 < scalars.count, scalars[index + 1] == "\n" {
                 index += 2
@@ -134,7 +127,7 @@ enum YAMLComposer {
                 column += 1
             }
         }
-        return TextPosition(line: line, column: column)
+        return (index, line, column)
     }
 
     // MARK: Yams errors
