@@ -1,4 +1,3 @@
-import Crypto
 import Facts
 import Foundation
 import Inventory
@@ -274,7 +273,7 @@ public struct Converger: Sendable {
     }
 
     static func fingerprint(_ text: String) -> String {
-        SHA256.hash(data: Data(text.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+        String(ManagedFile.digest(text).prefix(32))
     }
 
     static func describe(_ error: any Error, host: String) -> String {

@@ -51,7 +51,7 @@ public enum K3s {
         defer { try? handle.close() }
         var hasher = SHA256()
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = ManagedFile.hex(hasher.finalize())
         digests.withLock { $0[path] = (modified, digest) }
         return digest
     }

@@ -45,7 +45,12 @@ public struct ManagedFile: Sendable, Equatable {
     }
 
     public static func digest(_ content: String) -> String {
-        SHA256.hash(data: Data(content.utf8)).map { String(format: "%02x", $0) }.joined()
+        hex(SHA256.hash(data: Data(content.utf8)))
+    }
+
+    /// Lowercase hex, as sha256sum prints it.
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        bytes.map { String(format: "%02x", $0) }.joined()
     }
 
     /// ok when the host has exactly `content` with the right mode and owner, else what to fix (and why).
