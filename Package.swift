@@ -59,7 +59,7 @@ let package = Package(
                 swiftSettings: strict),
         // The command-line interface: thin commands, output formats, exit codes.
         .target(name: "ProvisionCommands",
-                dependencies: ["Engine", "Inventory", "Facts", "SSHTransport", "ProvisionBasics", "Journal", "Templates",
+                dependencies: ["Engine", "Inventory", "Facts", "SSHTransport", "ProvisionBasics", "Journal", "Templates", "Steps",
                                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),

@@ -20,13 +20,17 @@ public struct Converger: Sendable {
         public var rebootTimeout: Double
         /// Finished (changed or ok) steps of the run being resumed: "host\0step" → (fingerprint, run id).
         public var finishedEarlier: [String: (fingerprint: String, run: Int64)]
+        /// How many hosts of a disruption group (`Action.disruptive`) may be out of service at once; 1 if absent.
+        public var groupWidths: [String: Int]
 
         public init(mode: Mode, parallel: Int = 10, rebootTimeout: Double = 600,
-                    finishedEarlier: [String: (fingerprint: String, run: Int64)] = [:]) {
+                    finishedEarlier: [String: (fingerprint: String, run: Int64)] = [:],
+                    groupWidths: [String: Int] = [:]) {
             self.mode = mode
             self.parallel = parallel
             self.rebootTimeout = rebootTimeout
             self.finishedEarlier = finishedEarlier
+            self.groupWidths = groupWidths
         }
     }
 
@@ -39,11 +43,15 @@ public struct Converger: Sendable {
     public let journal: Journal?
     public let runID: Int64?
     public let interruption: Interruption
+    /// Masks what steps share (tokens read from hosts) from the moment they are known.
+    public let redactor: Redactor
     let board = StepBoard()
+    let slots = DisruptionSlots()
 
     public init(inventory: Inventory, steps: [any Step]? = nil, templates: TemplateSet,
                 pool: ConnectionPool, settings: Settings, progress: any ProgressSink = SilentProgress(),
-                journal: Journal? = nil, runID: Int64? = nil, interruption: Interruption = Interruption()) {
+                journal: Journal? = nil, runID: Int64? = nil, interruption: Interruption = Interruption(),
+                redactor: Redactor = .none) {
         self.inventory = inventory
         self.steps = steps ?? StepCatalog.steps(for: inventory)
         self.templates = templates
@@ -53,6 +61,7 @@ public struct Converger: Sendable {
         self.journal = journal
         self.runID = runID
         self.interruption = interruption
+        self.redactor = redactor
     }
 
     public static func key(_ host: String, _ step: String) -> String { host + "\u{0}" + step }
@@ -107,15 +116,19 @@ public struct Converger: Sendable {
                 }
                 await progress.stepStarted(host.name, step: step.id)
                 let stepStarted = ContinuousClock.now
+                let startedAt = Date()
                 var outcome: StepOutcome
                 do {
-                    outcome = try await converge(step, host: host, connection: &connection, facts: &facts, probes: &probes)
+                    let context: StepContext
+                    (outcome, context) = try await converge(step, host: host, connection: &connection, facts: &facts,
+                                                            probes: &probes)
+                    if outcome.status.converged { await share(step.shares(context)) }
                 } catch {
                     outcome = StepOutcome(id: step.id, status: .failed, message: Self.describe(error, host: host.name))
                 }
                 outcome.durationMs = (ContinuousClock.now - stepStarted).inMilliseconds
                 walk.add(outcome)
-                await record(outcome, host: host.name)
+                await record(outcome, host: host.name, startedAt: startedAt)
                 await progress.stepFinished(host.name, outcome: outcome)
                 await board.finish(host: host.name, step: step.id, converged: outcome.status.converged)
             }
@@ -161,10 +174,10 @@ public struct Converger: Sendable {
         if let failed = step.dependsOn.first(where: { !walk.converged($0) && !(settings.mode == .plan && walk.pending($0)) }) {
             return "not run: it needs \(failed), which did not converge"
         }
-        guard settings.mode == .apply else { return nil }
+        // A plan waits too (for what other hosts share, like the cluster token), but decides whatever they said.
         for dependency in step.waitsFor {
-            for other in resolve(dependency.on) where other != host.name {
-                if !(await board.wait(host: other, step: dependency.step)) {
+            for other in resolve(dependency.on, for: host) where other != host.name {
+                if !(await board.wait(host: other, step: dependency.step)) && settings.mode == .apply {
                     return "not run: it waits for \(dependency.step) on \(other), which did not converge"
                 }
             }
@@ -172,19 +185,37 @@ public struct Converger: Sendable {
         return nil
     }
 
-    private func resolve(_ selector: RemoteDependency.Selector) -> [String] {
+    /// The hosts of this run a dependency names; a host outside the run (`--host`) is not waited for.
+    private func resolve(_ selector: RemoteDependency.Selector, for host: InventoryHost) -> [String] {
+        let names: [String]
         switch selector {
-        case .firstServer: inventory.firstServer.map { [$0.name] } ?? []
-        case .host(let name): [name]
-        case .everyHost: selectedHosts
+        case .firstServer: names = inventory.firstServer.map { [$0.name] } ?? []
+        case .host(let name): names = [name]
+        case .everyHost: names = selectedHosts
+        case .precedingServers:
+            let servers = inventory.servers.map(\.name)
+            names = host.has(.server) ? Array(servers.prefix { $0 != host.name }) : servers
         }
+        return names.filter(selectedHosts.contains)
     }
 
-    /// Decide; in apply mode change what differs, then check again that the host now matches.
+    private func share(_ values: [String: String]) async {
+        guard !values.isEmpty else { return }
+        for value in values.values { redactor.learn(value) }
+        await board.share(values)
+    }
+
+    private func context(_ step: any Step, host: InventoryHost, facts: HostFacts,
+                         probes: [String: String]) async -> StepContext {
+        StepContext(host: host, inventory: inventory, facts: facts, probe: probes[step.id] ?? "", templates: templates,
+                    shared: await board.shared)
+    }
+
+    /// Decide; in apply mode change what differs, then check again that the host now matches. Returns the outcome
+    /// and the context of the last check (what the step may share).
     private func converge(_ step: any Step, host: InventoryHost, connection: inout SSHConnection,
-                          facts: inout HostFacts, probes: inout [String: String]) async throws -> StepOutcome {
-        let context = StepContext(host: host, inventory: inventory, facts: facts, probe: probes[step.id] ?? "",
-                                  templates: templates)
+                          facts: inout HostFacts, probes: inout [String: String]) async throws -> (StepOutcome, StepContext) {
+        var context = await context(step, host: host, facts: facts, probes: probes)
         let fingerprint = Self.fingerprint(step.desiredState(context))
         let decision = try step.decide(context)
         switch decision {
@@ -193,39 +224,65 @@ public struct Converger: Sendable {
             if let earlier = settings.finishedEarlier[Self.key(host.name, step.id)], earlier.fingerprint == fingerprint {
                 message += " (finished in run \(earlier.run), checked again)"
             }
-            return StepOutcome(id: step.id, status: .ok, message: message, fingerprint: fingerprint)
+            return (StepOutcome(id: step.id, status: .ok, message: message, fingerprint: fingerprint), context)
         case .change(let reason, let actions):
             guard settings.mode == .apply else {
-                return StepOutcome(id: step.id, status: .pending, message: reason, actions: actions.map(\.summary),
-                                   fingerprint: fingerprint)
+                return (StepOutcome(id: step.id, status: .pending, message: reason, actions: actions.map(\.summary),
+                                    fingerprint: fingerprint), context)
             }
-            await record(StepOutcome(id: step.id, status: .running, message: reason, fingerprint: fingerprint),
-                         host: host.name)
-            await progress.notice(host.name, "\(step.id): changing: \(reason)")
-            var output = ""
-            var waitUntil: ContinuousClock.Instant?
-            for action in actions {
-                if case .awaitConvergence(let timeout) = action {
-                    waitUntil = .now + .milliseconds(Int(timeout * 1000))
-                    continue
+            let started = ContinuousClock.now
+            var group: String?
+            for case .disruptive(let name) in actions { group = name }
+            if let group { await slots.acquire(group, width: settings.groupWidths[group] ?? 1) }
+            do {
+                let result = try await change(step, reason: reason, actions: actions, fingerprint: fingerprint, host: host,
+                                              connection: &connection, facts: &facts, probes: &probes)
+                if let group { await slots.release(group) }
+                context = result.1
+                var outcome = result.0
+                // A step that only waited for the host (nodes turning Ready) changed nothing.
+                if outcome.status == .changed && actions.allSatisfy(\.isWaitOnly) {
+                    outcome.status = .ok
+                    outcome.message = "\(result.now) (after waiting \((ContinuousClock.now - started).inMilliseconds / 1000) s)"
                 }
-                output += try await perform(action, host: host, connection: &connection, facts: facts)
+                return (outcome, context)
+            } catch {
+                if let group { await slots.release(group) }
+                throw error
             }
-            var after: Decision
-            repeat {
-                (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
-                after = try step.decide(StepContext(host: host, inventory: inventory, facts: facts,
-                                                    probe: probes[step.id] ?? "", templates: templates))
-                guard case .change = after, let deadline = waitUntil, ContinuousClock.now < deadline else { break }
-                try await Task.sleep(for: .seconds(1))
-            } while true
-            guard case .ok(let now) = after else {
-                return StepOutcome(id: step.id, status: .failed, message: "changed, but the check still says: \(after.reason)",
-                                   fingerprint: fingerprint, outputTail: output)
-            }
-            return StepOutcome(id: step.id, status: .changed, message: "\(reason); now \(now)", fingerprint: fingerprint,
-                               outputTail: output)
         }
+    }
+
+    private func change(_ step: any Step, reason: String, actions: [Action], fingerprint: String, host: InventoryHost,
+                        connection: inout SSHConnection, facts: inout HostFacts,
+                        probes: inout [String: String]) async throws -> (StepOutcome, StepContext, now: String) {
+        await record(StepOutcome(id: step.id, status: .running, message: reason, fingerprint: fingerprint),
+                     host: host.name, startedAt: Date())
+        await progress.notice(host.name, "\(step.id): changing: \(reason)")
+        var output = ""
+        var waitUntil: ContinuousClock.Instant?
+        for action in actions {
+            if case .awaitConvergence(let timeout) = action {
+                waitUntil = .now + .milliseconds(Int(timeout * 1000))
+                continue
+            }
+            output += try await perform(action, host: host, connection: &connection, facts: facts)
+        }
+        var after: Decision
+        var context: StepContext
+        repeat {
+            (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
+            context = await self.context(step, host: host, facts: facts, probes: probes)
+            after = try step.decide(context)
+            guard case .change = after, let deadline = waitUntil, ContinuousClock.now < deadline else { break }
+            try await Task.sleep(for: .seconds(1))
+        } while true
+        guard case .ok(let now) = after else {
+            return (StepOutcome(id: step.id, status: .failed, message: "changed, but the check still says: \(after.reason)",
+                                fingerprint: fingerprint, outputTail: output), context, "")
+        }
+        return (StepOutcome(id: step.id, status: .changed, message: "\(reason); now \(now)", fingerprint: fingerprint,
+                            outputTail: output), context, now)
     }
 
     private func perform(_ action: Action, host: InventoryHost, connection: inout SSHConnection,
@@ -247,8 +304,16 @@ public struct Converger: Sendable {
             try await Self.ensureFolder(of: remote, on: connection)
             try await connection.upload(.file(local), to: remote, mode: mode, owner: "root:root")
             return "uploaded \(remote)\n"
-        case .awaitConvergence:
+        case .awaitConvergence, .disruptive:
             return ""
+        case .runOn(let name, let command):
+            guard let other = inventory.host(named: name) else { throw StepError("\(name) is not in the inventory") }
+            let result = try await pool.connection(for: other).run(command, privileged: true)
+            guard result.succeeded else {
+                let last = result.stderrText.split(separator: "\n").last.map(String.init) ?? ""
+                throw StepError("`\(command)` on \(name) failed (\(result.statusDescription)): \(last)")
+            }
+            return result.stdoutText + result.stderrText
         case .reboot(let reason):
             await progress.notice(host.name, "rebooting: \(reason)")
             connection = try await Reboot.perform(host: host, connection: connection, pool: pool,
@@ -264,10 +329,10 @@ public struct Converger: Sendable {
         guard result.succeeded else { throw StepError("cannot create \(folder): \(result.stderrText)") }
     }
 
-    private func record(_ outcome: StepOutcome, host: String) async {
+    private func record(_ outcome: StepOutcome, host: String, startedAt: Date) async {
         guard let journal, let runID else { return }
         let record = StepRecord(runId: runID, host: host, step: outcome.id, status: outcome.status,
-                                fingerprint: outcome.fingerprint, startedAt: Date(), durationMs: outcome.durationMs,
+                                fingerprint: outcome.fingerprint, startedAt: startedAt, durationMs: outcome.durationMs,
                                 message: outcome.message, outputTail: outcome.outputTail)
         try? await journal.record(record)
     }
@@ -284,4 +349,14 @@ public struct Converger: Sendable {
 
 extension StepStatus {
     var converged: Bool { self == .ok || self == .changed }
+}
+
+extension Action {
+    /// Waiting and holding a slot change nothing on a host.
+    var isWaitOnly: Bool {
+        switch self {
+        case .awaitConvergence, .disruptive: true
+        default: false
+        }
+    }
 }

@@ -2,6 +2,12 @@
 actor StepBoard {
     private var finished: [String: Bool] = [:]
     private var waiters: [String: [CheckedContinuation<Bool, Never>]] = [:]
+    /// Values steps shared (`Step.shares`), for the steps that run after them.
+    private(set) var shared: [String: String] = [:]
+
+    func share(_ values: [String: String]) {
+        shared.merge(values) { _, new in new }
+    }
 
     private static func key(_ host: String, _ step: String) -> String { host + "\u{0}" + step }
 
@@ -17,5 +23,30 @@ actor StepBoard {
         let key = Self.key(host, step)
         if let done = finished[key] { return done }
         return await withCheckedContinuation { waiters[key, default: []].append($0) }
+    }
+}
+
+/// Hosts out of service at once, per disruption group (`Action.disruptive`): a counting semaphore per group.
+actor DisruptionSlots {
+    private var busy: [String: Int] = [:]
+    private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    func acquire(_ group: String, width: Int) async {
+        if busy[group, default: 0] < max(width, 1) {
+            busy[group, default: 0] += 1
+            return
+        }
+        await withCheckedContinuation { waiting[group, default: []].append($0) }
+    }
+
+    /// Hands the slot straight to the next waiter, or frees it.
+    func release(_ group: String) {
+        if var queue = waiting[group], !queue.isEmpty {
+            let next = queue.removeFirst()
+            waiting[group] = queue
+            next.resume()
+        } else {
+            busy[group, default: 1] -= 1
+        }
     }
 }

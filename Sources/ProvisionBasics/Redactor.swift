@@ -1,22 +1,39 @@
-/// Replaces every known secret in text that is about to be logged, printed or stored.
+import Synchronization
+
+/// Replaces every known secret in text that is about to be logged, printed or stored. Copies share one list, so a
+/// secret learnt during a run (a token read from a host) is masked everywhere the redactor was handed.
 public struct Redactor: Sendable {
     public static let mask = "[REDACTED]"
-    private let secrets: [String]
+    private final class Secrets: Sendable {
+        let list: Mutex<[String]>
+        init(_ list: [String]) { self.list = Mutex(list) }
+    }
+    private let secrets: Secrets
 
     public init(secrets: [String]) {
-        // Longest first, so a secret that contains another is masked whole.
-        self.secrets = Array(Set(secrets.filter { !$0.isEmpty })).sorted { $0.count > $1.count }
+        self.secrets = Secrets(Self.ordered(secrets))
     }
 
-    public static let none = Redactor(secrets: [])
+    public static var none: Redactor { Redactor(secrets: []) }
+
+    /// Longest first, so a secret that contains another is masked whole.
+    private static func ordered(_ secrets: [String]) -> [String] {
+        Array(Set(secrets.filter { !$0.isEmpty })).sorted { $0.count > $1.count }
+    }
 
     public func redact(_ text: String) -> String {
         var result = text
-        for secret in secrets where result.contains(secret) {
+        for secret in secrets.list.withLock({ $0 }) where result.contains(secret) {
             result = result.replacing(secret, with: Self.mask)
         }
         return result
     }
 
-    public func adding(_ more: [String]) -> Redactor { Redactor(secrets: secrets + more) }
+    /// Masks `secret` from now on, in this redactor and every copy of it.
+    public func learn(_ secret: String) {
+        secrets.list.withLock { $0 = Self.ordered($0 + [secret]) }
+    }
+
+    /// A separate redactor that knows these secrets too.
+    public func adding(_ more: [String]) -> Redactor { Redactor(secrets: secrets.list.withLock { $0 } + more) }
 }

@@ -5,6 +5,7 @@ import Foundation
 import Inventory
 import Journal
 import ProvisionBasics
+import Steps
 import Templates
 
 /// `provision apply INVENTORY`: converge every host, journaled, one apply per inventory at a time.
@@ -25,6 +26,13 @@ struct ApplyCommand: AsyncParsableCommand {
 
     @Option(help: "Seconds a rebooting host may take to come back.")
     var rebootTimeout: Double = 600
+
+    @Option(help: "How many k3s agents may be drained for an upgrade or restarted for a config change at once.")
+    var maxUnavailable = 1
+
+    func validate() throws {
+        guard maxUnavailable >= 1 else { throw ValidationError("--max-unavailable must be at least 1") }
+    }
 
     func run() async throws {
         let inventory = try options.loadInventory()
@@ -58,12 +66,14 @@ struct ApplyCommand: AsyncParsableCommand {
         }
         let run = try await journal.beginRun(command: "apply", inventoryPath: inventory.path, resumedFrom: resumedFrom)
         let progress = TerminalProgress(hosts: selected.map(\.name), redactor: redactor)
-        let pool = ConnectionPool(logger: options.logger(redacting: inventory))
+        let pool = ConnectionPool(logger: options.logger(redactor: redactor))
         let interruption = Interruption()
         let converger = Converger(inventory: inventory, templates: options.templates(for: inventory), pool: pool,
                                   settings: .init(mode: .apply, parallel: options.parallel, rebootTimeout: rebootTimeout,
-                                                  finishedEarlier: finishedEarlier),
-                                  progress: progress, journal: journal, runID: run.id, interruption: interruption)
+                                                  finishedEarlier: finishedEarlier,
+                                                  groupWidths: [K3s.agentsGroup: maxUnavailable]),
+                                  progress: progress, journal: journal, runID: run.id, interruption: interruption,
+                                  redactor: redactor)
         await progress.start()
         let work = Task { await converger.run(hosts: selected) }
         let signals = Self.onInterrupt(first: {

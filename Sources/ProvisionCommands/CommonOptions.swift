@@ -35,7 +35,11 @@ struct HostOptions: ParsableArguments {
     }
 
     func logger(redacting inventory: Inventory) -> Logger {
-        let redactor = Redactor(secrets: inventory.secrets)
+        logger(redactor: Redactor(secrets: inventory.secrets))
+    }
+
+    /// A logger sharing `redactor`, so secrets learnt during the run are masked in its lines too.
+    func logger(redactor: Redactor) -> Logger {
         let level: Logger.Level = verbose ? .debug : .notice
         return Logger(label: "provision") { _ in StderrLogHandler(level: level, redactor: redactor) }
     }

@@ -11,6 +11,19 @@ public enum K3s {
     public static let configFile = "/etc/rancher/k3s/config.yaml"
     public static let imagesFolder = "/var/lib/rancher/k3s/agent/images"
 
+    /// Disruption groups (`Action.disruptive`): one server out of service at a time; agents by --max-unavailable.
+    public static let serversGroup = "k3s-servers"
+    public static let agentsGroup = "k3s-agents"
+    /// Marks a node provision cordoned, so a later run uncordons only what it cordoned itself.
+    public static let drainedAnnotation = "provision/drained"
+
+    public static func group(for host: InventoryHost) -> String { host.has(.server) ? serversGroup : agentsGroup }
+
+    /// `k3s-token`'s value, else the inventory's (a run without the first server still knows it then).
+    public static func token(_ context: StepContext) -> String? {
+        context.shared[K3sTokenStep.sharedKey] ?? context.inventory.k3s?.token
+    }
+
     /// `k3s` service for servers, `k3s-agent` for agents.
     public static func unit(for host: InventoryHost) -> String { host.has(.server) ? "k3s" : "k3s-agent" }
 

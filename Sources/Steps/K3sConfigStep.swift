@@ -10,6 +10,10 @@ public struct K3sConfigStep: Step {
 
     public let id = "k3s-config"
     public let summary = "k3s config.yaml (token, server, labels, taints, tls-san) from a template"
+    public let dependsOn = ["k3s-token"]
+    /// The token first; then servers change one at a time, behind the servers before them.
+    public let waitsFor = [RemoteDependency(step: "k3s-token", on: .firstServer),
+                           RemoteDependency(step: "k3s-service", on: .precedingServers)]
 
     public init() {}
 
@@ -27,8 +31,8 @@ public struct K3sConfigStep: Step {
     func render(_ context: StepContext) throws -> String {
         let inventory = context.inventory, host = context.host
         guard let k3s = inventory.k3s else { throw StepError("no k3s block in the inventory") }
-        guard let token = k3s.token else {
-            throw StepError("k3s.token is not set: set it (e.g. token: ${env:K3S_TOKEN}); generating one on the first server is not supported yet")
+        guard let token = K3s.token(context) else {
+            throw StepError("the cluster token is not known: include the first server (\(inventory.firstServer?.name ?? "none")) in the run, or set k3s.token in the inventory")
         }
         let first = inventory.firstServer?.name == host.name
         let isServer = host.has(.server)
@@ -68,7 +72,8 @@ public struct K3sConfigStep: Step {
         guard case .change(let reason, let actions) = decision else { return decision }
         let unit = K3s.unit(for: context.host)
         if lines.contains("unit=\(unit)") {
-            return .change(reason: reason, actions: actions + [.run("systemctl restart \(unit)")])
+            return .change(reason: reason, actions: [.disruptive(group: K3s.group(for: context.host))] + actions
+                           + [.run("systemctl restart \(unit)")])
         }
         return decision
     }

@@ -1,9 +1,11 @@
 import Facts
 import Foundation
 import Inventory
+import ProvisionBasics
 
 /// Procedure step 4's last check, on the first server: `kubectl get nodes` lists every inventory host with a k3s
-/// role under its node name, Ready, with its labels (and control-plane on servers). It waits for the others.
+/// role under its node name, Ready, at the pinned version, with its labels (and control-plane on servers). It waits
+/// for the others, and uncordons a node an interrupted upgrade left cordoned (only one provision cordoned).
 public struct K3sReadyStep: Step {
     public let id = "k3s-ready"
     public let summary = "every k3s node Ready with its labels (kubectl get nodes on the first server)"
@@ -24,6 +26,14 @@ public struct K3sReadyStep: Step {
         guard context.inventory.firstServer?.name == context.host.name else { return .ok("checked on the first server") }
         let wanted = context.inventory.hosts.filter { $0.has(.server) || $0.has(.agent) }
         let nodes = Self.nodes(context.probe)
+        let leftOver = wanted.map(\.nodeName).filter { nodes[$0]?.drainedByProvision == true }
+        if !leftOver.isEmpty {
+            let commands = leftOver.map { name in
+                "k3s kubectl uncordon \(ShellQuote.quote(name)) && k3s kubectl annotate node \(ShellQuote.quote(name)) \(K3s.drainedAnnotation)-"
+            }
+            return .change(reason: "node(s) \(leftOver.joined(separator: ", ")) still cordoned by an earlier upgrade",
+                           actions: commands.map(Action.run) + [.awaitConvergence(timeout: Self.timeout)])
+        }
         var problems: [String] = []
         for host in wanted {
             guard let node = nodes[host.nodeName] else {
@@ -32,6 +42,9 @@ public struct K3sReadyStep: Step {
             }
             if node.ready != "True" {
                 problems.append("node \(host.nodeName) is not Ready: \(node.message.isEmpty ? node.ready : node.message)")
+            }
+            if let version = context.inventory.k3s?.version, let running = node.version, running != version {
+                problems.append("node \(host.nodeName) runs \(running), inventory wants \(version)")
             }
             for label in host.labels where node.labels[label.key] != label.value {
                 problems.append("node \(host.nodeName) lacks label \(label.key)=\(label.value)")
@@ -52,6 +65,8 @@ public struct K3sReadyStep: Step {
         var ready = "Unknown"
         var message = ""
         var labels: [String: String] = [:]
+        var version: String?
+        var drainedByProvision = false
     }
 
     /// Nodes by name from `kubectl get nodes -o json`; anything else (the API not up yet) is no nodes.
@@ -64,6 +79,10 @@ public struct K3sReadyStep: Step {
             let metadata = item["metadata"] as? [String: Any] ?? [:]
             guard let name = metadata["name"] as? String else { continue }
             var node = Node(labels: metadata["labels"] as? [String: String] ?? [:])
+            let annotations = metadata["annotations"] as? [String: String] ?? [:]
+            let unschedulable = (item["spec"] as? [String: Any])?["unschedulable"] as? Bool ?? false
+            node.drainedByProvision = unschedulable && annotations[K3s.drainedAnnotation] != nil
+            node.version = ((item["status"] as? [String: Any])?["nodeInfo"] as? [String: Any])?["kubeletVersion"] as? String
             let conditions = (item["status"] as? [String: Any])?["conditions"] as? [[String: Any]] ?? []
             if let ready = conditions.first(where: { $0["type"] as? String == "Ready" }) {
                 node.ready = ready["status"] as? String ?? "Unknown"

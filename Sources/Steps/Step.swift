@@ -23,11 +23,15 @@ public protocol Step: Sendable {
     /// What the inventory and templates ask of this step on this host (not what the host has): when it is
     /// unchanged since a finished run, `--resume` may say so; the host is still checked.
     func desiredState(_ context: StepContext) -> String
+    /// Values this step makes known to every host's later steps once it has converged here (the cluster token).
+    /// They are treated as secrets: redacted from every log line, output and journal row.
+    func shares(_ context: StepContext) -> [String: String]
 }
 
 extension Step {
     public var dependsOn: [String] { [] }
     public var waitsFor: [RemoteDependency] { [] }
+    public func shares(_ context: StepContext) -> [String: String] { [:] }
 
     public func desiredState(_ context: StepContext) -> String {
         let host = context.host
@@ -44,6 +48,8 @@ public struct RemoteDependency: Sendable, Equatable {
         case host(String)
         /// Every other host of the run (where the step does not apply, there is nothing to wait for).
         case everyHost
+        /// For a server, the servers listed before it (they join one at a time); for any other host, every server.
+        case precedingServers
     }
 
     public var step: String
@@ -63,13 +69,17 @@ public struct StepContext: Sendable {
     /// This step's probe output.
     public var probe: String
     public var templates: TemplateSet
+    /// What other steps shared so far (see `Step.shares`), e.g. "k3s-token".
+    public var shared: [String: String]
 
-    public init(host: InventoryHost, inventory: Inventory, facts: HostFacts, probe: String, templates: TemplateSet) {
+    public init(host: InventoryHost, inventory: Inventory, facts: HostFacts, probe: String, templates: TemplateSet,
+                shared: [String: String] = [:]) {
         self.host = host
         self.inventory = inventory
         self.facts = facts
         self.probe = probe
         self.templates = templates
+        self.shared = shared
     }
 }
 
@@ -105,6 +115,11 @@ public enum Action: Sendable, Equatable {
     case upload(localPath: String, remotePath: String, mode: Int)
     /// Nothing to do but wait: read the host again until the step is satisfied, for at most `timeout` seconds.
     case awaitConvergence(timeout: Double)
+    /// A shell command run as root on another host of the inventory (kubectl on a server for this node).
+    case runOn(host: String, command: String)
+    /// The change takes this host out of service: at most the group's width of hosts (`--max-unavailable`) are
+    /// in that state at once. Held from the first action until the step is checked again.
+    case disruptive(group: String)
 
     /// For `plan` and `-v`: what the action will do, without file contents.
     public var summary: String {
@@ -115,6 +130,8 @@ public enum Action: Sendable, Equatable {
         case .reboot(let reason): "reboot (\(reason))"
         case .upload(let local, let remote, let mode): "upload \(local) to \(remote) (mode \(String(mode, radix: 8)))"
         case .awaitConvergence(let timeout): "wait up to \(Int(timeout))s"
+        case .runOn(let host, let command): "run on \(host): \(command)"
+        case .disruptive(let group): "one of the \(group) out of service at a time (--max-unavailable)"
         }
     }
 }

@@ -52,28 +52,105 @@ import Templates
         #expect(second.contains("server: 'https://10.0.0.1:6443'\n") && !second.contains("cluster-init"))
     }
 
-    @Test func aChangedConfigRestartsThatNodesServiceOnlyWhenInstalled() throws {
+    @Test func aChangedConfigRestartsThatNodesServiceOnlyWhenInstalledOneNodeAtATime() throws {
         let inventory = try inventory()
         let other = String(repeating: "0", count: 64) + " 600 root:root"
         let installed = try K3sConfigStep().decide(try context(inventory, "a1", probe: "\(other)\nunit=k3s-agent"))
+        #expect(installed.actions.first == .disruptive(group: K3s.agentsGroup))
         #expect(installed.actions.last == .run("systemctl restart k3s-agent"))
         let fresh = try K3sConfigStep().decide(try context(inventory, "a1", probe: other))
         #expect(fresh.actions.count == 1)
     }
 
-    @Test func theServiceIsLeftAloneAtTheWantedVersionAndUpgradedOtherwise() throws {
-        let inventory = try inventory()
+    func facts(_ version: String?) -> HostFacts {
         var facts = HostFacts()
-        facts.versions.k3s = "v1.31.4+k3s1"
-        let running = "k3s active enabled\nk3s-agent inactive disabled"
-        #expect(try K3sServiceStep().decide(try context(inventory, "s1", probe: running, facts: facts)).actions.isEmpty)
-        facts.versions.k3s = "v1.30.2+k3s1"
-        let upgrade = try K3sServiceStep().decide(try context(inventory, "s1", probe: running, facts: facts))
+        facts.versions.k3s = version
+        return facts
+    }
+
+    @Test func aServerIsLeftAloneOnlyWhenRunningTheWantedVersionWithItsAPIAndNodeReady() throws {
+        let inventory = try inventory()
+        let running = "k3s active enabled stale=0\nk3s-agent inactive disabled stale=0\nreadyz=ok\nnode=True"
+        let step = K3sServiceStep()
+        #expect(try step.decide(try context(inventory, "s1", probe: running, facts: facts("v1.31.4+k3s1"))).actions.isEmpty)
+        // Started but not ready: wait, change nothing.
+        let starting = try step.decide(try context(inventory, "s1", probe: running.replacing("node=True", with: "node=False"),
+                                                   facts: facts("v1.31.4+k3s1")))
+        #expect(starting.reason == "node s1 is not Ready yet (False)")
+        #expect(starting.actions == [.awaitConvergence(timeout: K3sServiceStep.readyTimeout)])
+        let upgrade = try step.decide(try context(inventory, "s1", probe: running, facts: facts("v1.30.2+k3s1")))
         #expect(upgrade.reason == "k3s v1.30.2+k3s1 installed, inventory wants v1.31.4+k3s1")
-        #expect(upgrade.actions == [.run("INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_EXEC=server INSTALL_K3S_FORCE_RESTART=true timeout 300 sh /usr/local/share/provision/k3s-install.sh")])
-        let agent = try K3sServiceStep().decide(try context(inventory, "a1", probe: "k3s inactive \nk3s-agent inactive "))
-        guard case .run(let command) = agent.actions.first else { Issue.record("no install"); return }
-        #expect(command.contains("INSTALL_K3S_EXEC=agent") && !command.contains("tok"))
+        #expect(upgrade.actions == [.disruptive(group: K3s.serversGroup),
+                                    .run("INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_EXEC=server INSTALL_K3S_FORCE_RESTART=true timeout 300 sh /usr/local/share/provision/k3s-install.sh"),
+                                    .awaitConvergence(timeout: K3sServiceStep.readyTimeout)])
+    }
+
+    @Test func anAirgapUpgradeRestartsTheProcessStillRunningTheReplacedBinary() throws {
+        // The assets step swapped the binary: the version on disk is right, the running process is not.
+        let probe = "k3s inactive disabled stale=0\nk3s-agent active enabled stale=1"
+        let decision = try K3sServiceStep().decide(try context(try inventory(), "a1", probe: probe, facts: facts("v1.31.4+k3s1")))
+        #expect(decision.reason == "k3s-agent.service still runs the k3s binary that was replaced; it must restart on v1.31.4+k3s1")
+        #expect(decision.actions.contains(.run("INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_EXEC=agent INSTALL_K3S_FORCE_RESTART=true timeout 300 sh /usr/local/share/provision/k3s-install.sh")))
+    }
+
+    @Test func aRunningAgentIsDrainedOnTheFirstServerBeforeItsUpgradeAndUncordonedAfter() throws {
+        let probe = "k3s inactive disabled stale=0\nk3s-agent active enabled stale=0"
+        let decision = try K3sServiceStep().decide(try context(try inventory(), "a1", probe: probe, facts: facts("v1.30.2+k3s1")))
+        guard decision.actions.count == 4, case .runOn(let drainHost, let drain) = decision.actions[1],
+              case .run(let install) = decision.actions[2], case .runOn(_, let uncordon) = decision.actions[3] else {
+            Issue.record("unexpected actions \(decision.actions)"); return
+        }
+        #expect(decision.actions[0] == .disruptive(group: K3s.agentsGroup))
+        #expect(drainHost == "s1")
+        #expect(drain.contains("k3s kubectl cordon a1") && drain.contains("k3s kubectl drain a1 --ignore-daemonsets"))
+        #expect(install.contains("INSTALL_K3S_EXEC=agent"))
+        #expect(uncordon.hasPrefix("k3s kubectl uncordon a1 "))
+        // A fresh agent is not in the cluster yet: nothing to drain, and agents join in parallel.
+        let fresh = try K3sServiceStep().decide(try context(try inventory(), "a1", probe: "k3s inactive \nk3s-agent inactive ",
+                                                           facts: facts(nil)))
+        guard case .run(let command) = fresh.actions.first, fresh.actions.count == 1 else { Issue.record("no install"); return }
+        #expect(command.contains("INSTALL_K3S_EXEC=agent") && !command.contains("FORCE") && !command.contains("tok"))
+    }
+
+    @Test func theInventoryTokenMustBeTheRunningClustersBeforeAnythingIsWritten() throws {
+        let inventory = try inventory()        // token tok'en
+        let step = K3sTokenStep()
+        let cluster = "file=K10abc::server:tok'en\nconfig="
+        #expect(try step.decide(try context(inventory, "s1", probe: cluster)) == .ok("the inventory's token is the running cluster's"))
+        #expect(step.shares(try context(inventory, "s1", probe: cluster)) == [K3sTokenStep.sharedKey: "tok'en"])
+        do {
+            _ = try step.decide(try context(inventory, "s1", probe: "file=K10abc::server:other\nconfig="))
+            Issue.record("a wrong token was accepted")
+        } catch {
+            let text = String(describing: error)
+            #expect(text.contains("not the token of the cluster already running on s1") && !text.contains("other"))
+        }
+        #expect(try step.decide(try context(inventory, "s1", probe: "file=\nconfig=")).reason == "new cluster: the inventory's token")
+    }
+
+    @Test func withoutATokenInTheInventoryTheClustersOwnIsReadBackOrOneIsGenerated() throws {
+        let inventory = try InventoryLoader.parse(yaml: """
+            k3s: {version: v1.31.4+k3s1, airgap: {directory: /srv/k3s}}
+            hosts:
+              - {name: s1, address: 10.0.0.1, roles: [server]}
+              - {name: a1, address: 10.0.1.1, roles: [agent]}
+            """, path: "/tmp/inventory.yaml", environment: ["HOME": "/root"])
+        let step = K3sTokenStep()
+        let running = try context(inventory, "s1", probe: "file=K10abc::server:s3cret\nconfig='s3cret'")
+        #expect(step.shares(running) == [K3sTokenStep.sharedKey: "s3cret"])
+        let earlier = try context(inventory, "s1", probe: "file=\nconfig='half''way'")
+        #expect(step.shares(earlier) == [K3sTokenStep.sharedKey: "half'way"])
+        let fresh = step.shares(try context(inventory, "s1", probe: "file=\nconfig="))[K3sTokenStep.sharedKey] ?? ""
+        let again = step.shares(try context(inventory, "s1", probe: "file=\nconfig="))[K3sTokenStep.sharedKey]
+        #expect(fresh.count == 64 && fresh != again)
+        // The agents' config carries what the first server shared; without it, the error says how to get it.
+        var agent = try context(inventory, "a1", probe: "absent")
+        #expect(throws: StepError.self) { try K3sConfigStep().decide(agent) }
+        agent.shared = [K3sTokenStep.sharedKey: "s3cret"]
+        guard case .writeFile(_, let content, _, _) = try K3sConfigStep().decide(agent).actions.first else {
+            Issue.record("no write"); return
+        }
+        #expect(content.contains("token: 's3cret'\n"))
     }
 
     @Test func readinessNamesTheNodeAndItsLastCondition() throws {
@@ -91,6 +168,15 @@ import Templates
         #expect(waiting.actions == [.awaitConvergence(timeout: K3sReadyStep.timeout)])
         let ready = try K3sReadyStep().decide(try context(inventory, "s1", probe: json.replacing("\"Unknown\"", with: "\"True\"")))
         #expect(ready == .ok("2 node(s) Ready with their labels; warning: Ready nodes not in the inventory: stray"))
+        let old = try K3sReadyStep().decide(try context(inventory, "s1", probe: json.replacing("\"Unknown\"", with: "\"True\"")
+            .replacing("\"status\":{\"conditions\"", with: "\"status\":{\"nodeInfo\":{\"kubeletVersion\":\"v1.30.2+k3s1\"},\"conditions\"")))
+        #expect(old.reason.hasPrefix("node s1 runs v1.30.2+k3s1, inventory wants v1.31.4+k3s1"))
+        // A node an interrupted upgrade left cordoned (and only such a node) is uncordoned.
+        let cordoned = json.replacing("{\"metadata\":{\"name\":\"a1\",", with: "{\"spec\":{\"unschedulable\":true},\"metadata\":{\"name\":\"a1\",\"annotations\":{\"provision/drained\":\"upgrade\"},")
+        let uncordon = try K3sReadyStep().decide(try context(inventory, "s1", probe: cordoned))
+        #expect(uncordon.actions.first == .run("k3s kubectl uncordon a1 && k3s kubectl annotate node a1 provision/drained-"))
+        let byAdmin = cordoned.replacing("\"annotations\":{\"provision/drained\":\"upgrade\"},", with: "")
+        #expect(try K3sReadyStep().decide(try context(inventory, "s1", probe: byAdmin)).actions == [.awaitConvergence(timeout: K3sReadyStep.timeout)])
     }
 
     @Test func assetsFollowTheHostsArchitecture() {

@@ -174,6 +174,12 @@ class Kube:
                 raise Fail('error: unable to load client credentials: %s' % e)
         self.timeout = _duration(opt(opts, 'request-timeout') or '0') or 32.0
 
+    def raw(self, method, path):
+        try:
+            return request(method, self.server + path, None, self.ctx, dict(self.headers), timeout=self.timeout)
+        except RequestError as e:
+            raise self._transport_failure(e)
+
     def call(self, method, path, body=None, ctype='application/json', ok=(200, 201)):
         headers = dict(self.headers)
         if body is not None:
@@ -437,6 +443,18 @@ def output(fmt, plural, objs, single, no_headers=False, all_ns=False, show_label
 # ---------------------------------------------------------------------------------------------------- commands
 
 def cmd_get(k, opts, pos):
+    raw = opt(opts, 'raw')
+    if raw:
+        # `get --raw=/readyz`: the body as the server sent it (non-resource URLs included).
+        status, reason, _, payload = k.raw('GET', raw)
+        if status != 200:
+            try:
+                obj = json.loads(payload)
+            except ValueError:
+                obj = {'message': payload.decode(errors='replace').strip()}
+            raise APIFailure(status, reason, obj)
+        sys.stdout.write(payload.decode(errors='replace'))
+        return 0
     if not pos:
         raise Fail('You must specify the type of resource to get. Use "kubectl api-resources" for a complete list of '
                    'supported resources.\n\nerror: Required resource not specified.\nUse "kubectl explain <resource>" '
