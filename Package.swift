@@ -74,7 +74,8 @@ let package = Package(
                     resources: [.copy("Fixtures")],
                     swiftSettings: strict),
         .testTarget(name: "LabTests",
-                    dependencies: ["LabSupport", "ProvisionBasics", "SSHTransport", "Inventory", "Engine", "Facts", "provision"],
+                    dependencies: ["LabSupport", "ProvisionBasics", "SSHTransport", "Inventory", "Engine", "Facts", "Journal",
+                                   "provision"],
                     swiftSettings: strict),
     ]
 )

@@ -111,13 +111,16 @@ public struct K3sServiceStep: Step {
         let role = host.has(.server) ? "server" : "agent"
         let install = Action.run("INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_EXEC=\(role) \(force)"
             + "timeout \(Self.installTimeout) sh \(K3s.installScript)")
-        // Taking a working node out of service: one server at a time; agents drained, at most --max-unavailable.
-        let disrupts = state.active == "active"
+        // Restarting a running server: one at a time. Upgrading a running agent: drained first, at most
+        // --max-unavailable at once; repairing one (unit stopped or deleted) restarts it in place.
         if host.has(.server) {
-            return .change(reason: reason, actions: (disrupts ? [.disruptive(group: K3s.serversGroup)] : [])
+            return .change(reason: reason, actions: (state.active == "active" ? [.disruptive(group: K3s.serversGroup)] : [])
                            + [install, .awaitConvergence(timeout: Self.readyTimeout)])
         }
-        guard disrupts, let server = context.inventory.firstServer else { return .change(reason: reason, actions: [install]) }
+        let upgrading = installed != nil && (installed != k3s.version || state.stale)
+        guard upgrading, state.active == "active", let server = context.inventory.firstServer else {
+            return .change(reason: reason, actions: [install])
+        }
         let node = ShellQuote.quote(host.nodeName)
         let drain = "k3s kubectl cordon \(node) && k3s kubectl annotate --overwrite node \(node) \(K3s.drainedAnnotation)=upgrade"
             + " && k3s kubectl drain \(node) --ignore-daemonsets --delete-emptydir-data --timeout=300s"
