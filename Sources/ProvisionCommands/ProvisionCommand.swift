@@ -7,7 +7,7 @@ public struct ProvisionCommand: AsyncParsableCommand {
         abstract: "Turn a YAML inventory of Debian hosts into a working k3s + GitLab CI lab, over SSH.",
         version: "0.1.0",
         subcommands: [PlanCommand.self, ApplyCommand.self, StatusCommand.self, FactsCommand.self, ExecCommand.self,
-                      InventoryCommand.self]
+                      ResetCommand.self, KubeconfigCommand.self, InventoryCommand.self]
     )
 
     public init() {}

@@ -312,8 +312,28 @@ import Testing
             #expect(drained.hasPrefix("node/lab-2 already cordoned\n") && drained.hasSuffix("node/lab-2 drained\n"))
             #expect(try sh(lab, "lab-1", "kubectl get node lab-2 --no-headers").hasPrefix("lab-2   Ready,SchedulingDisabled   <none>"))
             #expect(try sh(lab, "lab-1", "kubectl uncordon lab-2") == "node/lab-2 uncordoned\n")
+            // annotate: any key already there needs --overwrite, even with the same value; removing does not.
+            #expect(try sh(lab, "lab-1", "kubectl annotate node lab-2 example.com/owner=ci") == "node/lab-2 annotated\n")
+            let again = try exec(lab, "lab-1", "kubectl annotate node/lab-2 example.com/owner=ci")
+            #expect(again.status == 1 && again.stdout.isEmpty)
+            #expect(again.stderr == "error: --overwrite is false but found the following declared annotation(s): 'example.com/owner' already has a value (ci)\n")
+            #expect(try sh(lab, "lab-1", "kubectl annotate --overwrite node lab-2 example.com/owner=lab") == "node/lab-2 annotated\n")
+            #expect(try sh(lab, "lab-1", "kubectl get node lab-2 -o jsonpath='{.metadata.annotations.example\\.com/owner}'") == "lab")
+            #expect(try sh(lab, "lab-1", "kubectl annotate node lab-2 example.com/owner-") == "node/lab-2 annotated\n")
+            #expect(try sh(lab, "lab-1", "kubectl get node lab-2 -o jsonpath='{.metadata.annotations}'").contains("example.com/owner") == false)
+            let none = try exec(lab, "lab-1", "kubectl annotate node lab-2")
+            #expect(none.status == 1 && none.stderr == "error: at least one annotation update is required\n")
+            let partly = try exec(lab, "lab-1", "kubectl annotate node lab-9 lab-2 a=b")
+            #expect(partly.status == 1 && partly.stdout == "node/lab-2 annotated\n")
+            #expect(partly.stderr == "Error from server (NotFound): nodes \"lab-9\" not found\n")
             #expect(try sh(lab, "lab-1", "kubectl delete node lab-2") == "node \"lab-2\" deleted\n")
             #expect(try readiness(lab) == ["lab-1": "True"])
+            // A node that is gone: drain and delete say NotFound, as kubectl does (provision reset reads that).
+            for verb in ["drain lab-2 --ignore-daemonsets --delete-emptydir-data --force --timeout=120s", "delete node lab-2"] {
+                let gone = try exec(lab, "lab-1", "kubectl \(verb)")
+                #expect(gone.status == 1 && gone.stdout.isEmpty, "\(verb)")
+                #expect(gone.stderr == "Error from server (NotFound): nodes \"lab-2\" not found\n", "\(verb)")
+            }
             // Without authentication the API answers 401, as k3s (anonymous-auth=false); /ping is open.
             #expect(try sh(lab, "lab-1", "curl -s --cacert /root/ca.crt https://127.0.0.1:6443/readyz").contains("\"code\": 401"))
             #expect(try sh(lab, "lab-1", "curl -s --cacert /root/ca.crt -H \"Authorization: Bearer $(cat /root/sa-token)\" https://127.0.0.1:6443/readyz") == "ok")

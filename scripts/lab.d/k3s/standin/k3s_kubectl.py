@@ -17,7 +17,8 @@ USAGE = '''kubectl controls the Kubernetes cluster manager.
  Find more information at: https://kubernetes.io/docs/reference/kubectl/
 
 Commands supported by the k3s stand-in:
-  get, apply, create, delete, cordon, uncordon, drain, wait, label, auth can-i, cluster-info, config view, version
+  get, apply, create, delete, cordon, uncordon, drain, wait, label, annotate, auth can-i, cluster-info, config view,
+  version
 
 Usage:
   kubectl [flags] [options]
@@ -890,6 +891,71 @@ def cmd_label(k, opts, pos):
     print('%s/%s %s' % (api.RESOURCES[plural][2].lower(), name, 'unlabeled' if all(v is None for v in patch.values()) else 'labeled'))
 
 
+def _resources_and_pairs(pos, kind):
+    """kubectl's split of the arguments: resources first, then KEY=VALUE and KEY- changes."""
+    resources, pairs = [], []
+    for a in pos:
+        if ('=' in a and not a.startswith('=')) or (a.endswith('-') and a != '-'):
+            pairs.append(a)
+        elif pairs:
+            raise Fail('error: all resources must be specified before %s changes: %s' % (kind, a))
+        else:
+            resources.append(a)
+    return resources, pairs
+
+
+def cmd_annotate(k, opts, pos):
+    """Like `label`, with annotate's own rule: without --overwrite any existing key is refused, even with the same
+    value; removing a key needs no --overwrite. Prints `node/x annotated` per object, changed or not."""
+    resources, pairs = _resources_and_pairs(pos, 'annotation')
+    if not resources:
+        raise Fail('error: one or more resources must be specified as <resource> <name> or <resource>/<name>')
+    new, remove = {}, []
+    for p in pairs:
+        if '=' in p and not p.startswith('='):
+            key, _, val = p.partition('=')
+            new[key] = val
+        else:
+            remove.append(p[:-1])
+    if not new and not remove:
+        raise Fail('error: at least one annotation update is required')
+    both = [r for r in remove if r in new]
+    if both:
+        raise Fail('error: can not both modify and remove the following annotation(s) in the same command: %s'
+                   % ', '.join(both))
+    targets = _targets(resources)
+    if any(not names for _, names in targets):
+        raise Fail('error: resource(s) were provided, but no name was specified')
+    failed = []     # kubectl goes on with the other objects and reports every error at the end
+    for plural, names in targets:
+        ns = k.namespace if api.RESOURCES[plural][3] else None
+        for name in names:
+            try:
+                _, obj = k.call('GET', k.path(plural, ns, name))
+            except APIFailure as e:
+                failed.append(e.text())
+                continue
+            current = obj['metadata'].get('annotations') or {}
+            if not flag(opts, 'overwrite'):
+                taken = ["'%s' already has a value (%s)" % (key, current[key]) for key in new
+                         if key in current and key != 'kubernetes.io/change-cause']
+                if taken:
+                    failed.append('error: --overwrite is false but found the following declared annotation(s): %s'
+                                  % '; '.join(taken))
+                    continue
+            patch = dict(new)
+            patch.update({key: None for key in remove})
+            try:
+                k.call('PATCH', k.path(plural, ns, name), {'metadata': {'annotations': patch}},
+                       'application/merge-patch+json')
+            except APIFailure as e:
+                failed.append(e.text())
+                continue
+            print('%s/%s annotated' % (type_name(plural), name))
+    if failed:
+        raise Fail('\n'.join(failed))
+
+
 def cmd_auth(k, opts, pos):
     if not pos or pos[0] != 'can-i':
         raise Fail('error: the k3s stand-in supports "kubectl auth can-i" only')
@@ -990,7 +1056,8 @@ def cmd_version(k_factory, opts):
 
 
 COMMANDS = {'get': cmd_get, 'apply': cmd_apply, 'create': cmd_create, 'delete': cmd_delete, 'drain': cmd_drain,
-            'wait': cmd_wait, 'label': cmd_label, 'auth': cmd_auth, 'cluster-info': cmd_cluster_info,
+            'wait': cmd_wait, 'label': cmd_label, 'annotate': cmd_annotate, 'auth': cmd_auth,
+            'cluster-info': cmd_cluster_info,
             'cordon': lambda k, o, p: cmd_cordon(k, o, p, True), 'uncordon': lambda k, o, p: cmd_cordon(k, o, p, False)}
 
 
