@@ -106,9 +106,12 @@ import Testing
             // Watch every server's k3s unit while the upgrade runs (real processes: blocked test threads cannot
             // delay them).
             let watch = "for i in $(seq 1 3000); do echo \"$(date +%s.%N) $(systemctl is-active k3s)\"; sleep 0.05; done"
-            let watchers = try lab.hosts.prefix(3).map { host in
+            var watchers = try lab.hosts.prefix(3).map { host in
                 try Background("/bin/sh", ["-c", "\(ShellQuote.join([Repo.labScript, "exec", "--dir", lab.directory, host.name, "--", "sh", "-c", watch])) > \(lab.directory)/active-\(host.name).txt"])
             }
+            // And the first server's view of cordoned nodes.
+            let cordons = "for i in $(seq 1 1500); do echo \"$(k3s kubectl get nodes -o jsonpath='{.items[*].spec.unschedulable}' 2>/dev/null)\"; sleep 0.1; done"
+            watchers.append(try Background("/bin/sh", ["-c", "\(ShellQuote.join([Repo.labScript, "exec", "--dir", lab.directory, "lab-1", "--", "sh", "-c", cordons])) > \(lab.directory)/cordoned.txt"]))
             var text = try String(contentsOfFile: path, encoding: .utf8)
             text = text.replacingOccurrences(of: Self.old, with: Self.new)
             try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -137,8 +140,11 @@ import Testing
             let servers = try ["lab-1", "lab-2", "lab-3"].map { try #require(steps[$0]) }
             #expect(servers[0].1 <= servers[1].0 && servers[1].1 <= servers[2].0, "\(steps)")
             // Agents after the servers, drained one at a time (--max-unavailable 1), none left cordoned.
-            let agents = try ["lab-4", "lab-5"].map { try #require(steps[$0]) }.sorted { $0.0 < $1.0 }
-            #expect(servers[2].1 <= agents[0].0 && agents[0].1 <= agents[1].0, "\(steps)")
+            let agents = try ["lab-4", "lab-5"].map { try #require(steps[$0]) }
+            #expect(agents.allSatisfy { servers[2].1 <= $0.0 }, "\(steps)")
+            let samples = try String(contentsOfFile: "\(lab.directory)/cordoned.txt", encoding: .utf8).split(separator: "\n")
+            let cordonedAtOnce = samples.map { $0.split(separator: " ").filter { $0 == "true" }.count }
+            #expect(cordonedAtOnce.max() == 1, "\(samples)")
             let cordoned = try lab.exec("lab-1", "k3s kubectl get nodes -o jsonpath='{.items[*].spec.unschedulable}'").stdout
             #expect(!cordoned.contains("true"))
             #expect(upgrade.stdout.contains("lab-4") && !upgrade.stdout.contains(Self.token))
