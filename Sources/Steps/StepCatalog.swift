@@ -7,7 +7,7 @@ public enum StepCatalog {
         var steps: [any Step] = [BasePackagesStep(), RaspberryPiCgroupsStep(), KernelForwardingStep()]
         if let k3s = inventory.k3s {
             if k3s.isAirgap { steps.append(K3sAssetsStep()) }
-            steps += [K3sTokenStep(), K3sConfigStep(), K3sServiceStep(), K3sReadyStep()]
+            steps += [K3sTokenStep(), K3sConfigStep(), DockerForwardStep(k3s: k3s), K3sServiceStep(), K3sReadyStep()]
         }
         return steps
     }
