@@ -108,6 +108,8 @@ public struct Converger: Sendable {
             for step in steps where step.applies(to: host, facts: facts) {
                 if let skipped = await blocker(for: step, on: host, walk: walk) {
                     walk.add(StepOutcome(id: step.id, status: interruption.requested ? .pending : .skipped, message: skipped))
+                    // Whoever waits for it here must not wait for ever.
+                    await board.finish(host: host.name, step: step.id, converged: false)
                     continue
                 }
                 // Having waited for other hosts, read this one again: what it reported before may be stale.

@@ -2,7 +2,8 @@ import Facts
 import Inventory
 import ProvisionBasics
 
-/// Procedure step 4: the k3s install script installs and starts `k3s` on servers and `k3s-agent` on agents;
+/// Procedure step 4: the k3s install script (from the airgap folder, or online at the pinned version) installs and
+/// starts `k3s` on servers and `k3s-agent` on agents;
 /// config.yaml already carries the server address and token, so no secret is on a command line. Servers go one at
 /// a time, each gated on its API answering /readyz and its node Ready; agents follow in parallel. A node that runs
 /// the wanted version is left alone; an upgrade of a running agent drains it first (at most --max-unavailable at
@@ -10,7 +11,7 @@ import ProvisionBasics
 public struct K3sServiceStep: Step {
     public let id = "k3s-service"
     public let summary = "k3s installed at the pinned version and running (server or agent)"
-    public let dependsOn = ["pi-cgroups", "kernel-forwarding", "k3s-assets", "k3s-config"]
+    public let dependsOn = ["pi-cgroups", "kernel-forwarding", "k3s-assets", "k3s-install-script", "k3s-config"]
     public let waitsFor = [RemoteDependency(step: "k3s-service", on: .precedingServers)]
     /// The install script waits for k3s to report ready; a wrong token would make it wait forever.
     public static let installTimeout = 300
@@ -78,9 +79,6 @@ public struct K3sServiceStep: Step {
 
     public func decide(_ context: StepContext) throws -> Decision {
         guard let k3s = context.inventory.k3s else { throw StepError("no k3s block in the inventory") }
-        guard k3s.isAirgap else {
-            throw StepError("online install (k3s.installScriptURL) is not supported yet; use k3s.airgap")
-        }
         let host = context.host
         let unit = K3s.unit(for: host)
         let state = Self.state(context.probe, unit: unit)
@@ -109,7 +107,8 @@ public struct K3sServiceStep: Step {
         // or a stopped unit needs the forced restart.
         let force = installed != nil ? "INSTALL_K3S_FORCE_RESTART=true " : ""
         let role = host.has(.server) ? "server" : "agent"
-        let install = Action.run("INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_EXEC=\(role) \(force)"
+        let source = k3s.isAirgap ? "INSTALL_K3S_SKIP_DOWNLOAD=true" : "INSTALL_K3S_VERSION=\(ShellQuote.quote(k3s.version))"
+        let install = Action.run("\(source) INSTALL_K3S_EXEC=\(role) \(force)"
             + "timeout \(Self.installTimeout) sh \(K3s.installScript)")
         // Restarting a running server: one at a time. Upgrading a running agent: drained first, at most
         // --max-unavailable at once; repairing one (unit stopped or deleted) restarts it in place.

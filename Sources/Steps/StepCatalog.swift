@@ -2,11 +2,12 @@ import Inventory
 
 /// Every step, in the order the manual procedure does them. New steps are added here.
 public enum StepCatalog {
-    /// The steps an inventory asks for (k3s steps only with a k3s block; airgap assets only in airgap mode).
+    /// The steps an inventory asks for (k3s steps only with a k3s block; airgap assets in airgap mode, the
+    /// downloaded install script otherwise).
     public static func steps(for inventory: Inventory) -> [any Step] {
         var steps: [any Step] = [BasePackagesStep(), RaspberryPiCgroupsStep(), KernelForwardingStep()]
         if let k3s = inventory.k3s {
-            if k3s.isAirgap { steps.append(K3sAssetsStep()) }
+            steps.append(k3s.isAirgap ? K3sAssetsStep() : K3sInstallScriptStep())
             steps += [K3sTokenStep(), K3sConfigStep(), DockerForwardStep(k3s: k3s), K3sServiceStep(), K3sReadyStep()]
         }
         return steps

@@ -1,12 +1,14 @@
 #!/bin/sh
 # The k3s install script as the provision lab plays it (https://get.k3s.io has the real one). Same environment
-# variables, files, [INFO] lines and restart rule; no downloads, because lab hosts have no network: an airgap
-# install puts the binary in place first and runs INSTALL_K3S_SKIP_DOWNLOAD=true ./install.sh.
+# variables, files, [INFO] lines and restart rule. Lab hosts reach only the lab: an airgap install puts the binary
+# in place first and runs INSTALL_K3S_SKIP_DOWNLOAD=true ./install.sh; an online install downloads from GITHUB_URL,
+# which the lab's mirror (scripts/lab mirror) points at itself, as an admin does for a mirror.
 #
 # Environment: INSTALL_K3S_SKIP_DOWNLOAD, _FORCE_RESTART, _SYMLINK (skip|force), _SKIP_ENABLE, _SKIP_START,
 # _VERSION, _BIN_DIR, _BIN_DIR_READ_ONLY, _SYSTEMD_DIR, _EXEC (or arguments), _NAME, _TYPE, _CHANNEL,
-# _CHANNEL_URL; K3S_URL (https://; set => agent), K3S_TOKEN / K3S_TOKEN_FILE. Every K3S_* and CONTAINERD_*
-# variable, and the proxy variables, are kept in the service's environment file (mode 0600), never printed.
+# _CHANNEL_URL; GITHUB_URL; K3S_URL (https://; set => agent), K3S_TOKEN / K3S_TOKEN_FILE. Every K3S_* and
+# CONTAINERD_* variable, and the proxy variables, are kept in the service's environment file (mode 0600), never
+# printed.
 set -e
 set -o noglob
 
@@ -100,7 +102,53 @@ setup_env() {
     INSTALL_K3S_CHANNEL=${INSTALL_K3S_CHANNEL:-'stable'}
 }
 
-# No network in the lab: a download fails exactly where the real script's curl would.
+# curl first, else wget, as the real script picks its downloader.
+pick_downloader() {
+    for candidate in curl wget; do
+        if [ -x "$(command -v "$candidate" 2>/dev/null)" ]; then
+            DOWNLOADER=$candidate
+            return
+        fi
+    done
+    fatal 'Can not find curl or wget for downloading files'
+}
+
+# download FILE URL; any failure (404, nothing listening, no such host) is the real script's one error line.
+download() {
+    set +e
+    if [ "${DOWNLOADER}" = curl ]; then
+        curl -o "$1" -sfL "$2"
+    else
+        wget -qO "$1" "$2"
+    fi
+    status=$?
+    set -e
+    if [ "${status}" -ne 0 ]; then
+        case $2 in
+            http://10.250.* | https://10.250.*) ;;
+            *) echo "provision lab: hosts reach only the lab; $2 is outside it (a k3s mirror: scripts/lab mirror)" >&2 ;;
+        esac
+        fatal 'Download failed'
+    fi
+}
+
+# Without INSTALL_K3S_VERSION the channel server names the release: the last path segment of where it redirects.
+release_version() {
+    if [ -n "${INSTALL_K3S_VERSION}" ]; then
+        VERSION_K3S=${INSTALL_K3S_VERSION}
+    else
+        info "Finding release for channel ${INSTALL_K3S_CHANNEL}"
+        channel_url=${INSTALL_K3S_CHANNEL_URL}/${INSTALL_K3S_CHANNEL}
+        if [ "${DOWNLOADER}" = curl ]; then
+            VERSION_K3S=$(curl -sSL -o /dev/null -w '%{url_effective}' "${channel_url}" | sed -e 's|.*/||')
+        else
+            VERSION_K3S=$(wget -S -q -O /dev/null "${channel_url}" 2>&1 | grep -i location | sed -e 's|.*/||')
+        fi
+    fi
+    info "Using ${VERSION_K3S} as release"
+}
+
+# Hash file, then the binary only if the installed one differs; verified before it replaces anything.
 download_and_verify() {
     if [ "${INSTALL_K3S_SKIP_DOWNLOAD}" = true ] || [ "${INSTALL_K3S_SKIP_DOWNLOAD}" = binary ]; then
         info 'Skipping k3s download and verify'
@@ -115,17 +163,35 @@ download_and_verify() {
         arm*) ARCH=arm SUFFIX=-armhf ;;
         *) fatal "Unsupported architecture $arch" ;;
     esac
-    command -v curl >/dev/null 2>&1 || command -v wget >/dev/null 2>&1 || fatal 'Can not find curl or wget for downloading files'
-    if [ -n "${INSTALL_K3S_VERSION}" ]; then
-        VERSION_K3S=${INSTALL_K3S_VERSION}
-    else
-        info "Finding release for channel ${INSTALL_K3S_CHANNEL}"
-        VERSION_K3S=
+    pick_downloader
+    TMP_DIR=$(mktemp -d -t k3s-install.XXXXXXXXXX)
+    trap 'status=$?; set +e; trap - EXIT; rm -rf "${TMP_DIR}"; exit $status' INT EXIT
+    release_version
+
+    hash_url=${GITHUB_URL}/download/${VERSION_K3S}/sha256sum-${ARCH}.txt
+    info "Downloading hash ${hash_url}"
+    download "${TMP_DIR}/k3s.hash" "${hash_url}"
+    HASH_EXPECTED=$(grep " k3s${SUFFIX}\$" "${TMP_DIR}/k3s.hash" || true)
+    HASH_EXPECTED=${HASH_EXPECTED%%[[:blank:]]*}
+    if [ -x "${BIN_DIR}/k3s" ]; then
+        HASH_INSTALLED=$(sha256sum "${BIN_DIR}/k3s")
+        if [ "${HASH_INSTALLED%%[[:blank:]]*}" = "${HASH_EXPECTED}" ]; then
+            info 'Skipping binary downloaded, installed k3s matches hash'
+            return
+        fi
     fi
-    info "Using ${VERSION_K3S} as release"
-    info "Downloading hash ${GITHUB_URL}/download/${VERSION_K3S}/sha256sum-${ARCH}.txt"
-    echo 'provision lab: hosts have no network; put the binary in place and set INSTALL_K3S_SKIP_DOWNLOAD=true (airgap install)' >&2
-    fatal 'Download failed'
+
+    bin_url=${GITHUB_URL}/download/${VERSION_K3S}/k3s${SUFFIX}
+    info "Downloading binary ${bin_url}"
+    download "${TMP_DIR}/k3s.bin" "${bin_url}"
+    info 'Verifying binary download'
+    HASH_BIN=$(sha256sum "${TMP_DIR}/k3s.bin")
+    HASH_BIN=${HASH_BIN%%[[:blank:]]*}
+    [ "${HASH_BIN}" = "${HASH_EXPECTED}" ] || fatal "Download sha256 does not match ${HASH_EXPECTED}, got ${HASH_BIN}"
+    chmod 755 "${TMP_DIR}/k3s.bin"
+    info "Installing k3s to ${BIN_DIR}/k3s"
+    $SUDO chown root:root "${TMP_DIR}/k3s.bin"
+    $SUDO mv -f "${TMP_DIR}/k3s.bin" "${BIN_DIR}/k3s"
 }
 
 setup_selinux() {

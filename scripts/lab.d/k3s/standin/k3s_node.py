@@ -1,5 +1,5 @@
 """What a kubelet reports: the Node object it registers, its heartbeat conditions, and the images it imported
-from the airgap tarballs. Shared by the agent and the server's embedded agent."""
+from the airgap tarballs (or pulled, when installed online). Shared by the agent and the server's embedded agent."""
 import glob
 import hashlib
 import json
@@ -24,12 +24,17 @@ IMAGE_MARKER = 'k3s-standin-airgap-images'
 
 
 def import_airgap_images(data_dir, log):
-    """Tarballs in agent/images/ made by make-bundle name their architecture; only this node's counts."""
+    """Tarballs in agent/images/ made by make-bundle name their architecture; only this node's counts. A node
+    without any tarball was installed online: like a real one it pulls the system images from their registries,
+    which the lab plays as always reachable (so it has them all). A node with tarballs is an airgap node: it has
+    only what they hold."""
     arch = go_arch()
     found = []
-    for path in sorted(glob.glob(os.path.join(data_dir, 'agent', 'images', '*'))):
-        if not re.search(r'\.(tar|tar\.zst|tar\.gz|tgz|tar\.lz4|tar\.bz2)$', path):
-            continue
+    tarballs = [path for path in sorted(glob.glob(os.path.join(data_dir, 'agent', 'images', '*')))
+                if re.search(r'\.(tar|tar\.zst|tar\.gz|tgz|tar\.lz4|tar\.bz2)$', path)]
+    if not tarballs:
+        return list(SYSTEM_IMAGES.values())
+    for path in tarballs:
         try:
             with open(path, 'rb') as f:
                 head = f.read(4096).decode('utf-8', 'replace')
