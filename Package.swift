@@ -1,6 +1,7 @@
 // swift-tools-version:6.2
-// Layers, bottom to top (see ../shared/STYLE.md): the C shim, basics, the SSH transport, the inventory,
-// facts, the engine, the commands, and a one-line executable. Only SSHTransport imports the C module.
+// Layers, bottom to top (see ../shared/STYLE.md): the C shims, basics, the SSH transport and the HTTP client, the
+// GitLab client, the inventory, facts, the engine, the commands, and a one-line executable. Only SSHTransport imports
+// CLibSSH2 and only HTTPClient imports CLibCurl.
 import PackageDescription
 
 let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
@@ -22,6 +23,8 @@ let package = Package(
     targets: [
         // C shim over Debian's libssh2 (libssh2-1-dev).
         .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2", providers: [.apt(["libssh2-1-dev"])]),
+        // C shim over Debian's libcurl (libcurl4-openssl-dev): typed forms of its variadic setters.
+        .systemLibrary(name: "CLibCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Shell quoting, redaction, bounded concurrency, logging: no I/O of its own.
         .target(name: "ProvisionBasics",
                 dependencies: [.product(name: "Logging", package: "swift-log")],
@@ -29,6 +32,15 @@ let package = Package(
         // SSH sessions, exec, SFTP and host-key checks on libssh2; blocking calls run on per-connection threads.
         .target(name: "SSHTransport",
                 dependencies: ["CLibSSH2", "ProvisionBasics"],
+                swiftSettings: strict),
+        // One HTTP request at a time on libcurl's easy interface, off the cooperative pool; the only importer of CLibCurl.
+        .target(name: "HTTPClient",
+                dependencies: ["CLibCurl", "ProvisionBasics"],
+                swiftSettings: strict),
+        // GitLab's REST API v4: runners, CI/CD variables, cluster agents; retries, and errors that name the missing
+        // scope or role. Knows nothing of SSH or the engine.
+        .target(name: "GitLab",
+                dependencies: ["HTTPClient", "ProvisionBasics", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // The YAML inventory: model, loader with file:line:column diagnostics, ${env:NAME}.
         .target(name: "Inventory",
@@ -70,7 +82,8 @@ let package = Package(
                 swiftSettings: strict),
         .testTarget(name: "UnitTests",
                     dependencies: ["ProvisionBasics", "Inventory", "Facts", "SSHTransport", "Engine", "Journal",
-                                   "Steps", "Templates"],
+                                   "Steps", "Templates", "HTTPClient", "GitLab",
+                                   .product(name: "Logging", package: "swift-log")],
                     resources: [.copy("Fixtures")],
                     swiftSettings: strict),
         .testTarget(name: "LabTests",

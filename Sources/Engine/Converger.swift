@@ -45,13 +45,15 @@ public struct Converger: Sendable {
     public let interruption: Interruption
     /// Masks what steps share (tokens read from hosts) from the moment they are known.
     public let redactor: Redactor
+    /// Where steps' GitLab queries and actions go; nil without a `gitlab:` block.
+    public let gitlab: (any GitLabGateway)?
     let board = StepBoard()
     let slots = DisruptionSlots()
 
     public init(inventory: Inventory, steps: [any Step]? = nil, templates: TemplateSet,
                 pool: ConnectionPool, settings: Settings, progress: any ProgressSink = SilentProgress(),
                 journal: Journal? = nil, runID: Int64? = nil, interruption: Interruption = Interruption(),
-                redactor: Redactor = .none) {
+                redactor: Redactor = .none, gitlab: (any GitLabGateway)? = nil) {
         self.inventory = inventory
         self.steps = steps ?? StepCatalog.steps(for: inventory)
         self.templates = templates
@@ -62,6 +64,7 @@ public struct Converger: Sendable {
         self.runID = runID
         self.interruption = interruption
         self.redactor = redactor
+        self.gitlab = gitlab
     }
 
     public static func key(_ host: String, _ step: String) -> String { host + "\u{0}" + step }
@@ -209,8 +212,12 @@ public struct Converger: Sendable {
 
     private func context(_ step: any Step, host: InventoryHost, facts: HostFacts,
                          probes: [String: String]) async -> StepContext {
-        StepContext(host: host, inventory: inventory, facts: facts, probe: probes[step.id] ?? "", templates: templates,
-                    shared: await board.shared)
+        var context = StepContext(host: host, inventory: inventory, facts: facts, probe: probes[step.id] ?? "",
+                                  templates: templates, shared: await board.shared)
+        for query in step.gitlabQueries(context) {
+            context.gitlab[query] = await gitlab?.answer(query) ?? .failed("the inventory has no gitlab block")
+        }
+        return context
     }
 
     /// Decide; in apply mode change what differs, then check again that the host now matches. Returns the outcome
@@ -263,22 +270,31 @@ public struct Converger: Sendable {
         await progress.notice(host.name, "\(step.id): changing: \(reason)")
         var output = ""
         var waitUntil: ContinuousClock.Instant?
-        for action in actions {
-            if case .awaitConvergence(let timeout) = action {
-                waitUntil = .now + .milliseconds(Int(timeout * 1000))
-                continue
-            }
-            output += try await perform(action, host: host, connection: &connection, facts: facts)
-        }
         var after: Decision
         var context: StepContext
-        repeat {
-            (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
-            context = await self.context(step, host: host, facts: facts, probes: probes)
-            after = try step.decide(context)
-            guard case .change = after, let deadline = waitUntil, ContinuousClock.now < deadline else { break }
-            try await Task.sleep(for: .seconds(1))
-        } while true
+        var current = actions
+        var round = 1
+        while true {
+            for action in current {
+                if case .awaitConvergence(let timeout) = action {
+                    waitUntil = .now + .milliseconds(Int(timeout * 1000))
+                    continue
+                }
+                output += try await perform(action, host: host, connection: &connection, facts: facts)
+            }
+            repeat {
+                (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
+                context = await self.context(step, host: host, facts: facts, probes: probes)
+                after = try step.decide(context)
+                guard case .change = after, let deadline = waitUntil, ContinuousClock.now < deadline else { break }
+                try await Task.sleep(for: .seconds(1))
+            } while true
+            // A GitLab change is followed by what it made possible (a created runner's token into config.toml).
+            let askedGitLab = current.contains { if case .gitlab = $0 { true } else { false } }
+            guard askedGitLab, round < 4, case .change(_, let next) = after else { break }
+            current = next
+            round += 1
+        }
         guard case .ok(let now) = after else {
             return (StepOutcome(id: step.id, status: .failed, message: "changed, but the check still says: \(after.reason)",
                                 fingerprint: fingerprint, outputTail: output), context, "")
@@ -308,6 +324,10 @@ public struct Converger: Sendable {
             return "uploaded \(remote)\n"
         case .awaitConvergence, .disruptive:
             return ""
+        case .gitlab(let request):
+            guard let gitlab else { throw StepError("the inventory has no gitlab block") }
+            await share(try await gitlab.perform(request))
+            return "GitLab: \(request.summary)\n"
         case .runOn(let name, let command):
             guard let other = inventory.host(named: name) else { throw StepError("\(name) is not in the inventory") }
             let result = try await pool.connection(for: other).run(command, privileged: true)

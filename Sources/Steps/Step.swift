@@ -26,12 +26,16 @@ public protocol Step: Sendable {
     /// Values this step makes known to every host's later steps once it has converged here (the cluster token).
     /// They are treated as secrets: redacted from every log line, output and journal row.
     func shares(_ context: StepContext) -> [String: String]
+    /// What the step needs GitLab to answer before it decides (from the host's probe output); answered in
+    /// `StepContext.gitlab`.
+    func gitlabQueries(_ context: StepContext) -> [GitLabQuery]
 }
 
 extension Step {
     public var dependsOn: [String] { [] }
     public var waitsFor: [RemoteDependency] { [] }
     public func shares(_ context: StepContext) -> [String: String] { [:] }
+    public func gitlabQueries(_ context: StepContext) -> [GitLabQuery] { [] }
 
     public func desiredState(_ context: StepContext) -> String {
         let host = context.host
@@ -71,15 +75,18 @@ public struct StepContext: Sendable {
     public var templates: TemplateSet
     /// What other steps shared so far (see `Step.shares`), e.g. "k3s-token".
     public var shared: [String: String]
+    /// GitLab's answers to this step's `gitlabQueries`.
+    public var gitlab: [GitLabQuery: GitLabAnswer]
 
     public init(host: InventoryHost, inventory: Inventory, facts: HostFacts, probe: String, templates: TemplateSet,
-                shared: [String: String] = [:]) {
+                shared: [String: String] = [:], gitlab: [GitLabQuery: GitLabAnswer] = [:]) {
         self.host = host
         self.inventory = inventory
         self.facts = facts
         self.probe = probe
         self.templates = templates
         self.shared = shared
+        self.gitlab = gitlab
     }
 }
 
@@ -120,6 +127,9 @@ public enum Action: Sendable, Equatable {
     /// The change takes this host out of service: at most the group's width of hosts (`--max-unavailable`) are
     /// in that state at once. Held from the first action until the step is checked again.
     case disruptive(group: String)
+    /// A change in GitLab, made with the engine's GitLab client; the step decides again afterwards (with what the
+    /// request shared), so creating a runner and writing its token to config.toml are two rounds of one step.
+    case gitlab(GitLabRequest)
 
     /// For `plan` and `-v`: what the action will do, without file contents.
     public var summary: String {
@@ -132,6 +142,7 @@ public enum Action: Sendable, Equatable {
         case .awaitConvergence(let timeout): "wait up to \(Int(timeout))s"
         case .runOn(let host, let command): "run on \(host): \(command)"
         case .disruptive(let group): "one of the \(group) out of service at a time (--max-unavailable)"
+        case .gitlab(let request): request.summary
         }
     }
 }

@@ -79,3 +79,18 @@ import SSHTransport
         #expect(peak <= 3 && peak >= 2)
     }
 }
+
+@Suite struct SecretTests {
+    @Test func aSecretNeverShowsItsValue() throws {
+        let secret = Secret("glpat-hunter2")
+        var dumped = ""
+        dump(secret, to: &dumped)
+        for shown in ["\(secret)", String(describing: secret), String(reflecting: secret), dumped, "\([secret])"] {
+            #expect(!shown.contains("hunter2"), "\(shown)")
+        }
+        #expect("\(secret)" == "[REDACTED]")
+        #expect(secret.revealed == "glpat-hunter2")
+        let json = try JSONEncoder().encode(["token": secret])
+        #expect(try JSONDecoder().decode([String: Secret].self, from: json)["token"] == secret)
+    }
+}
