@@ -66,7 +66,7 @@ let package = Package(
                 swiftSettings: strict),
         // Runs work on inventory hosts: connections per host, parallelism, per-host failures.
         .target(name: "Engine",
-                dependencies: ["ProvisionBasics", "SSHTransport", "Inventory", "Facts", "Journal", "Steps",
+                dependencies: ["ProvisionBasics", "SSHTransport", "Inventory", "Facts", "Journal", "Steps", "GitLab",
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // The command-line interface: thin commands, output formats, exit codes.

@@ -1,0 +1,65 @@
+import GitLab
+import ProvisionBasics
+import Steps
+
+/// Steps' GitLab queries and actions, through the GitLab REST client.
+public struct GitLabAPIGateway: GitLabGateway {
+    let client: GitLabClient
+    let registrationToken: Secret?
+
+    /// `client` carries the access token (create_runner); `registrationToken` is the legacy one, if any.
+    public init(client: GitLabClient, registrationToken: Secret? = nil) {
+        self.client = client
+        self.registrationToken = registrationToken
+    }
+
+    public func answer(_ query: GitLabQuery) async -> GitLabAnswer {
+        do {
+            switch query {
+            case .verifyRunner(let token, let systemID):
+                switch try await client.verifyRunner(token: Secret(token), systemID: systemID) {
+                case .valid(let id, _): return .valid(id: id ?? 0)
+                case .invalid, .orphaned: return .invalid
+                }
+            case .runner(let id):
+                return .runner(status: try await client.runner(id: id).status?.rawValue ?? "never_contacted")
+            }
+        } catch {
+            return .failed(String(describing: error))
+        }
+    }
+
+    public func perform(_ request: GitLabRequest) async throws -> [String: String] {
+        switch request {
+        case .createRunner(let runner, let key):
+            let created = try await client.createRunner(Self.scope(runner), settings: Self.settings(runner))
+            return [key: "\(created.id) \(created.token.revealed)"]
+        case .registerRunner(let runner, let key):
+            guard let registrationToken else { throw StepError("gitlab.registrationToken is not set") }
+            let created = try await client.registerLegacy(registrationToken: registrationToken, settings: Self.settings(runner))
+            return [key: "\(created.id) \(created.token.revealed)"]
+        case .deleteRunner(let token, _):
+            try await client.deleteRunner(byToken: Secret(token))
+            return [:]
+        }
+    }
+
+    static func scope(_ runner: RunnerCreation) throws -> RunnerScope {
+        switch runner.runnerType {
+        case "instance_type": return .instance
+        case "group_type":
+            guard let id = runner.groupID else { throw StepError("runner \(runner.description): group_type needs groupId") }
+            return .group(id: id)
+        default:
+            guard let id = runner.projectID else { throw StepError("runner \(runner.description): project_type needs projectId") }
+            return .project(id: id)
+        }
+    }
+
+    static func settings(_ runner: RunnerCreation) -> RunnerSettings {
+        RunnerSettings(description: runner.description, tags: runner.tags, runUntagged: runner.runUntagged,
+                       locked: runner.locked, accessLevel: RunnerAccessLevel(rawValue: runner.accessLevel),
+                       maximumTimeout: runner.maximumTimeout, paused: runner.paused,
+                       maintenanceNote: runner.maintenanceNote.isEmpty ? nil : runner.maintenanceNote)
+    }
+}
