@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C shim over Debian's libssh2 (libssh2-1-dev).
@@ -58,7 +59,8 @@ let package = Package(
         // The steps: each reads facts and its probe output and decides (pure); one file per step.
         .target(name: "Steps",
                 dependencies: ["ProvisionBasics", "Inventory", "Facts", "Templates",
-                               .product(name: "Crypto", package: "swift-crypto")],
+                               .product(name: "Crypto", package: "swift-crypto"),
+                               .product(name: "TOMLKit", package: "TOMLKit")],
                 swiftSettings: strict),
         // The journal (SQLite through GRDB, beside the inventory) and the one-apply-at-a-time lock.
         .target(name: "Journal",
@@ -72,7 +74,7 @@ let package = Package(
         // The command-line interface: thin commands, output formats, exit codes.
         .target(name: "ProvisionCommands",
                 dependencies: ["Engine", "Inventory", "Facts", "SSHTransport", "ProvisionBasics", "Journal", "Templates", "Steps",
-                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                               "GitLab", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .executableTarget(name: "provision", dependencies: ["ProvisionCommands"], swiftSettings: strict),
@@ -83,7 +85,8 @@ let package = Package(
         .testTarget(name: "UnitTests",
                     dependencies: ["ProvisionBasics", "Inventory", "Facts", "SSHTransport", "Engine", "Journal",
                                    "Steps", "Templates", "HTTPClient", "GitLab",
-                                   .product(name: "Logging", package: "swift-log")],
+                                   .product(name: "Logging", package: "swift-log"),
+                                   .product(name: "TOMLKit", package: "TOMLKit")],
                     resources: [.copy("Fixtures")],
                     swiftSettings: strict),
         .testTarget(name: "LabTests",

@@ -103,12 +103,18 @@ public struct Converger: Sendable {
         let started = ContinuousClock.now
         await progress.hostStarted(host.name)
         var walk = HostWalk(host: host)
-        var applicable: Set<String>?
+        var queue = StepQueue(steps: steps, host: host)
+        var lastFacts: HostFacts?
         do {
             var connection = try await pool.connection(for: host)
             var (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
-            applicable = Set(steps.filter { $0.applies(to: host, facts: facts) }.map(\.id))
-            for step in steps where step.applies(to: host, facts: facts) {
+            lastFacts = facts
+            // Each step is judged with the newest facts: a change by an earlier step can make it apply.
+            while true {
+                let (next, passed) = queue.next(facts: facts)
+                // A step that does not apply here is nothing for other hosts to wait for.
+                for id in passed { await board.finish(host: host.name, step: id, converged: true) }
+                guard let step = next else { break }
                 if let skipped = await blocker(for: step, on: host, walk: walk) {
                     walk.add(StepOutcome(id: step.id, status: interruption.requested ? .pending : .skipped, message: skipped))
                     // Whoever waits for it here must not wait for ever.
@@ -118,6 +124,7 @@ public struct Converger: Sendable {
                 // Having waited for other hosts, read this one again: what it reported before may be stale.
                 if settings.mode == .apply && !step.waitsFor.isEmpty {
                     (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
+                    lastFacts = facts
                 }
                 await progress.stepStarted(host.name, step: step.id)
                 let stepStarted = ContinuousClock.now
@@ -131,6 +138,7 @@ public struct Converger: Sendable {
                 } catch {
                     outcome = StepOutcome(id: step.id, status: .failed, message: Self.describe(error, host: host.name))
                 }
+                lastFacts = facts
                 outcome.durationMs = (ContinuousClock.now - stepStarted).inMilliseconds
                 walk.add(outcome)
                 await record(outcome, host: host.name, startedAt: startedAt)
@@ -141,10 +149,9 @@ public struct Converger: Sendable {
             walk.error = Self.describe(error, host: host.name)
         }
         // Whoever waits for a step this host never finished must not wait forever; a step that does not apply
-        // here is nothing to wait for.
-        for step in steps where !walk.finished.contains(step.id) {
-            let notApplicable = applicable.map { !$0.contains(step.id) } ?? false
-            await board.finish(host: host.name, step: step.id, converged: notApplicable)
+        // here (by the facts read last) is nothing to wait for.
+        for (id, applies) in queue.applicability(lastFacts: lastFacts) where !walk.finished.contains(id) {
+            await board.finish(host: host.name, step: id, converged: !applies)
         }
         let report = HostReport(name: host.name, steps: walk.outcomes, error: walk.error,
                                 durationMs: (ContinuousClock.now - started).inMilliseconds)

@@ -56,8 +56,8 @@ public struct GitLabAPIGateway: GitLabGateway {
         }
     }
 
-    static func settings(_ runner: RunnerCreation) -> RunnerSettings {
-        RunnerSettings(description: runner.description, tags: runner.tags, runUntagged: runner.runUntagged,
+    static func settings(_ runner: RunnerCreation) -> GitLab.RunnerSettings {
+        GitLab.RunnerSettings(description: runner.description, tags: runner.tags, runUntagged: runner.runUntagged,
                        locked: runner.locked, accessLevel: RunnerAccessLevel(rawValue: runner.accessLevel),
                        maximumTimeout: runner.maximumTimeout, paused: runner.paused,
                        maintenanceNote: runner.maintenanceNote.isEmpty ? nil : runner.maintenanceNote)

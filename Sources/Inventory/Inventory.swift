@@ -64,13 +64,20 @@ public struct Inventory: Sendable, Equatable {
     /// In file order.
     public var hosts: [InventoryHost]
     public var k3s: K3sSettings?
-    /// Every secret value (passwords, passphrases, the k3s token), once each, for redacting logs.
+    /// The Docker hosts with the role `runner` get; nil means the defaults (docker.io from Debian).
+    public var docker: DockerSettings?
+    /// The GitLab runners register with; set whenever some host has the role `runner`.
+    public var gitlab: GitLabSettings?
+    /// Every secret value (passwords, passphrases, the k3s token, GitLab tokens), once each, for redacting logs.
     public var secrets: [String]
 
-    public init(path: String, hosts: [InventoryHost], k3s: K3sSettings? = nil, secrets: [String] = []) {
+    public init(path: String, hosts: [InventoryHost], k3s: K3sSettings? = nil, docker: DockerSettings? = nil,
+                gitlab: GitLabSettings? = nil, secrets: [String] = []) {
         self.path = path
         self.hosts = hosts
         self.k3s = k3s
+        self.docker = docker
+        self.gitlab = gitlab
         self.secrets = secrets
     }
 

@@ -14,7 +14,7 @@ struct InventoryReader {
     var diagnostics: [Diagnostic] = []
     var secrets: [String] = []
 
-    static let topLevelKeys = ["ssh", "k3s", "hosts"]
+    static let topLevelKeys = ["ssh", "k3s", "docker", "gitlab", "hosts"]
     static let hostKeys = ["name", "address", "roles", "labels", "taints", "nodeName", "ssh"]
     static let k3sKeys = ["version", "token", "airgap", "installScriptURL", "tlsSan", "disable",
                           "writeKubeconfigMode", "config"]
@@ -66,6 +66,8 @@ struct InventoryReader {
         let defaultKnownHosts = (try? InventoryPaths.resolve(SSHSettings.defaultKnownHosts, home: home,
                                                              baseDirectory: baseDirectory).get()) ?? home
 
+        let docker = top["docker"].flatMap { readDocker($0) }
+
         var drafts: [HostDraft] = []
         if let entry = top["hosts"] {
             switch entry.value {
@@ -80,6 +82,10 @@ struct InventoryReader {
             }
         }
 
+        let runnerHosts = drafts.filter { $0.roles?.contains(.runner) == true }
+            .map { RunnerHost(name: $0.name, rolesLocation: $0.rolesLocation) }
+        let gitlab = readGitLab(top["gitlab"], runnerHosts: runnerHosts, hostsKey: top["hosts"]?.keyLocation)
+
         guard diagnostics.isEmpty else { return nil }
         let hosts = drafts.compactMap { draft -> InventoryHost? in
             guard let name = draft.name, let address = draft.address, let roles = draft.roles, let ssh = draft.ssh
@@ -87,7 +93,7 @@ struct InventoryReader {
             return InventoryHost(name: name, address: address, roles: roles, labels: draft.labels,
                                  taints: draft.taints, nodeName: draft.nodeName, ssh: ssh, location: draft.location)
         }
-        return Inventory(path: path, hosts: hosts, k3s: k3s, secrets: secrets)
+        return Inventory(path: path, hosts: hosts, k3s: k3s, docker: docker, gitlab: gitlab, secrets: secrets)
     }
 
     // MARK: Blocks

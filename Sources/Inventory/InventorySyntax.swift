@@ -196,10 +196,55 @@ enum InventorySyntax {
 
     /// The install script's address: https:// or http://, then a host.
     static func installScriptURLProblem(_ url: String) -> String? {
+        urlProblem(url, key: "installScriptURL", example: "https://get.k3s.io")
+    }
+
+    /// https:// or http://, then a host, and nothing a shell, an apt source or a TOML string would split on.
+    static func urlProblem(_ url: String, key: String, example: String) -> String? {
         let rest = url.hasPrefix("https://") ? url.dropFirst(8) : url.hasPrefix("http://") ? url.dropFirst(7) : nil
         guard let rest, let host = rest.split(separator: "/", omittingEmptySubsequences: false).first, !host.isEmpty,
-              !url.unicodeScalars.contains(where: { $0.properties.isWhitespace }) else {
-            return "installScriptURL must be an https:// or http:// URL such as 'https://get.k3s.io', got '\(url)'"
+              !url.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0 == "\"" || $0 == "\\" }) else {
+            return "\(key) must be an https:// or http:// URL such as '\(example)', got '\(url)'"
+        }
+        return nil
+    }
+
+    // MARK: Packages
+
+    /// A Debian package version, `[epoch:]upstream[-revision]`, such as `5:27.5.1-1~debian.12~bookworm`.
+    static func aptVersionProblem(_ version: String) -> String? {
+        let upstream = version.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).last ?? ""
+        let epoch = version.contains(":") ? version.prefix { $0 != ":" } : "0"
+        let valid = upstream.first?.isASCIIDigit == true && isNumber(epoch)
+            && upstream.unicodeScalars.allSatisfy { isAlphanumeric($0) || ".+~-".unicodeScalars.contains($0) }
+        return valid ? nil : "docker version must be an apt version as `apt-cache policy` lists it, such as "
+            + "'5:27.5.1-1~debian.12~bookworm' or '20.10.24+dfsg1-1+deb12u1', got '\(version)'"
+    }
+
+    /// A gitlab-runner release, `17.7.1`: the package version is that plus `-1`.
+    static func runnerVersionProblem(_ version: String) -> String? {
+        let numbers = version.split(separator: ".", omittingEmptySubsequences: false)
+        if numbers.count == 3, numbers.allSatisfy(isNumber) { return nil }
+        let hint = version.hasPrefix("v") ? " (without the 'v')"
+            : version.hasSuffix("-1") ? " (the release, without the package's '-1')" : ""
+        return "runnerPackage version must be a gitlab-runner release such as '17.7.1'\(hint), got '\(version)'"
+    }
+
+    // MARK: Runners
+
+    /// Letters, digits, '-', '_' and '.', at most 50: it names the runner in GitLab and in config.toml.
+    static func runnerNameProblem(_ name: String) -> String? {
+        let valid = name.count <= 50 && name.unicodeScalars.first.map(isAlphanumeric) == true
+            && name.unicodeScalars.allSatisfy { isAlphanumeric($0) || "-_.".unicodeScalars.contains($0) }
+        return valid ? nil : "runner name '\(name)' is invalid: use at most 50 letters, digits, '-', '_' and '.', "
+            + "starting with a letter or digit"
+    }
+
+    /// GitLab takes tags as a comma-separated list and trims them.
+    static func tagProblem(_ tag: String) -> String? {
+        if tag.contains(",") { return "tag '\(tag)' must not contain ','; list each tag separately" }
+        if tag.first?.isWhitespace == true || tag.last?.isWhitespace == true {
+            return "tag '\(tag)' must not start or end with a space"
         }
         return nil
     }

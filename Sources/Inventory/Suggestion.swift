@@ -12,6 +12,7 @@ enum Suggestion {
         "timeout": "connectTimeout", "serveraliveinterval": "keepalive",
         "master": "server", "controlplane": "server", "worker": "agent", "node": "agent",
         "nodes": "hosts", "servers": "hosts", "machines": "hosts",
+        "protected": "ref_protected", "taglist": "tags",
     ]
 
     /// The candidate closest to `word`, or nil when none is close enough to be a likely typo.

@@ -66,14 +66,16 @@ struct ApplyCommand: AsyncParsableCommand {
         }
         let run = try await journal.beginRun(command: "apply", inventoryPath: inventory.path, resumedFrom: resumedFrom)
         let progress = TerminalProgress(hosts: selected.map(\.name), redactor: redactor)
-        let pool = ConnectionPool(logger: options.logger(redactor: redactor))
+        let logger = options.logger(redactor: redactor)
+        let pool = ConnectionPool(logger: logger)
         let interruption = Interruption()
         let converger = Converger(inventory: inventory, templates: options.templates(for: inventory), pool: pool,
                                   settings: .init(mode: .apply, parallel: options.parallel, rebootTimeout: rebootTimeout,
                                                   finishedEarlier: finishedEarlier,
                                                   groupWidths: [K3s.agentsGroup: maxUnavailable]),
                                   progress: progress, journal: journal, runID: run.id, interruption: interruption,
-                                  redactor: redactor)
+                                  redactor: redactor,
+                                  gitlab: try GitLabAccess.gateway(for: inventory, redactor: redactor, logger: logger))
         await progress.start()
         let work = Task { await converger.run(hosts: selected) }
         let signals = Self.onInterrupt(first: {

@@ -19,13 +19,15 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(help: "Exit 2 when changes are pending.")
     var detailedExitcode = false
 
-
     func run() async throws {
         let inventory = try options.loadInventory()
         let selected = try options.selectedHosts(in: inventory)
-        let pool = ConnectionPool(logger: options.logger(redacting: inventory))
+        let redactor = Redactor(secrets: inventory.secrets)
+        let logger = options.logger(redactor: redactor)
+        let pool = ConnectionPool(logger: logger)
         let converger = Converger(inventory: inventory, templates: options.templates(for: inventory), pool: pool,
-                                  settings: .init(mode: .plan, parallel: options.parallel))
+                                  settings: .init(mode: .plan, parallel: options.parallel), redactor: redactor,
+                                  gitlab: try GitLabAccess.gateway(for: inventory, redactor: redactor, logger: logger))
         let reports = await converger.run(hosts: selected)
         await pool.closeAll()
         switch output {

@@ -14,7 +14,8 @@ public struct DockerForwardStep: Step {
 
     public let id = "k3s-docker-forward"
     public let summary = "k3s pod and service networks accepted in Docker's DOCKER-USER chain (drop-in, and now)"
-    public let dependsOn = ["base-packages"]
+    /// Where the `docker` step installs Docker (runner hosts), after it.
+    public let dependsOn = ["base-packages", "docker"]
 
     /// Read once from the k3s block: the probe needs them and sees no inventory.
     let networks: Result<[Network], StepError>
@@ -23,9 +24,10 @@ public struct DockerForwardStep: Step {
         do { networks = .success(try Self.networks(k3s)) } catch { networks = .failure(error) }
     }
 
-    /// Only where Docker is (its daemon or CLI found by the facts) next to a k3s node.
+    /// Only where Docker is next to a k3s node: its daemon or CLI found by the facts, or a runner host, which the
+    /// `docker` step gives Docker earlier in the same run (so `plan` lists this step there too).
     public func applies(to host: InventoryHost, facts: HostFacts) -> Bool {
-        (host.has(.server) || host.has(.agent)) && facts.versions.docker != nil
+        (host.has(.server) || host.has(.agent)) && (facts.versions.docker != nil || host.has(.runner))
     }
 
     /// The drop-in's digest; then, where Docker is installed, `docker <active> <NeedDaemonReload>` and per iptables

@@ -117,7 +117,7 @@ struct InventoryDiagnosticsTests {
               &p port: 23
               port: 24
               bogus: 1
-            hosts: [{name: a, address: 10.0.0.1, roles: [runner]}]
+            hosts: [{name: a, address: 10.0.0.1, roles: [server]}]
             """) == [
             "/srv/inventory.yaml:3:3: duplicate key 'port' in ssh; first at line 2",
             "/srv/inventory.yaml:4:3: duplicate key 'port' in ssh; first at line 2",
@@ -134,7 +134,7 @@ struct InventoryDiagnosticsTests {
             hosts:
               - name: a
                 address: 10.0.0.1
-                roles: [runner]
+                roles: [server]
                 \(key): x
             """) == ["/srv/inventory.yaml:5:5: unknown key '\(key)' in host\(hint)"])
     }
@@ -144,7 +144,7 @@ struct InventoryDiagnosticsTests {
         #expect(InventoryFixtures.problems("""
             sshh: {user: pi}
             hosts:
-              - {<<: {user: pi}, name: a, address: 10.0.0.1, roles: [runner]}
+              - {<<: {user: pi}, name: a, address: 10.0.0.1, roles: [server]}
             """) == [
             "/srv/inventory.yaml:1:1: unknown key 'sshh' at the top level; did you mean 'ssh'?",
             "/srv/inventory.yaml:3:6: merge keys ('<<') are not supported; "
@@ -168,7 +168,7 @@ struct InventoryDiagnosticsTests {
             hosts:
               - {name: a}
               - address: 10.0.0.2
-                roles: [runner]
+                roles: [server]
             """) == [
             "/srv/inventory.yaml:1:6: k3s is missing required key 'version'",
             "/srv/inventory.yaml:3:5: host is missing required key 'address'",
@@ -213,8 +213,8 @@ struct InventoryDiagnosticsTests {
               - {name: b, address: Node-B.lan, roles: [agent]}
               - {name: a, address: 10.0.0.1, roles: [agent]}
               - {name: d, address: node-b.lan., roles: [agent]}
-              - {name: e, address: "fd00::20", roles: [runner]}
-              - {name: f, address: "fd00:0:0::20", roles: [runner]}
+              - {name: e, address: "fd00::20", roles: [server]}
+              - {name: f, address: "fd00:0:0::20", roles: [server]}
             k3s: {version: v1.31.4+k3s1}
             """) == [
             "/srv/inventory.yaml:4:12: duplicate host name 'a'; first defined at line 2",
@@ -258,7 +258,7 @@ struct InventoryDiagnosticsTests {
             k3s: {version: v1.31.4+k3s1}
             hosts:
               - {name: a, address: 10.0.0.1, roles: [agent]}
-              - {name: b, address: 10.0.0.2, roles: [runner]}
+              - {name: b, address: 10.0.0.2, roles: [agent]}
             """) == [
             "/srv/inventory.yaml:2:1: hosts has agents but no server: agents join a k3s server, "
                 + "so give one host the role 'server'",
@@ -269,11 +269,11 @@ struct InventoryDiagnosticsTests {
     func namesAndAddresses() {
         #expect(InventoryFixtures.problems("""
             hosts:
-              - {name: Pi_1, address: pi@10.0.0.1, roles: [runner]}
-              - {name: -b, address: "10.0.0.2:2222", roles: [runner]}
-              - {name: c, address: 10.0.0.300, roles: [runner]}
-              - {name: d, address: "[fd00::1]", roles: [runner]}
-              - {name: e, address: bad_host.lan, roles: [runner]}
+              - {name: Pi_1, address: pi@10.0.0.1, roles: [server]}
+              - {name: -b, address: "10.0.0.2:2222", roles: [server]}
+              - {name: c, address: 10.0.0.300, roles: [server]}
+              - {name: d, address: "[fd00::1]", roles: [server]}
+              - {name: e, address: bad_host.lan, roles: [server]}
             """) == [
             "/srv/inventory.yaml:2:12: host name 'Pi_1' is invalid: use at most 63 lowercase letters, digits, "
                 + "'-' and '.', starting and ending with a letter or digit",
@@ -296,7 +296,7 @@ struct InventoryDiagnosticsTests {
             hosts:
               - name: a
                 address: 10.0.0.1
-                roles: [runner]
+                roles: [server]
                 labels: {zone: b, example.com/tier: "1", gpu: true, empty: }
             """)
         #expect(inventory.hosts[0].labels == [
@@ -307,7 +307,7 @@ struct InventoryDiagnosticsTests {
             hosts:
               - name: a
                 address: 10.0.0.1
-                roles: [runner]
+                roles: [server]
                 labels: {Bad/key: x, ok: "not ok", nested: {a: b}}
             """) == [
             "/srv/inventory.yaml:5:14: label key 'Bad/key' is invalid: use an optional DNS prefix and '/', then "

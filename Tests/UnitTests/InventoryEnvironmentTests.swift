@@ -13,7 +13,7 @@ struct InventoryEnvironmentTests {
             hosts:
               - name: ${env:SITE}-${env:N}
                 address: ${env:SITE}-${env:N}.${env:DOMAIN}
-                roles: [runner]
+                roles: [server]
                 labels: {site: "${env:SITE}"}
             """, environment: ["SITE": "lab", "N": "7", "DOMAIN": "example.org"])
         let host = try #require(inventory.hosts.first)
@@ -26,7 +26,7 @@ struct InventoryEnvironmentTests {
     func escape() throws {
         let inventory = try inventory("""
             ssh: {password: "pa$$${x}$$s$", sudoPassword: "$${env:NOT_EXPANDED}"}
-            hosts: [{name: a, address: 10.0.0.1, roles: [runner]}]
+            hosts: [{name: a, address: 10.0.0.1, roles: [server]}]
             """, environment: [:])
         #expect(inventory.hosts[0].ssh.password == "pa$${x}$$s$")
         #expect(inventory.hosts[0].ssh.sudoPassword == "${env:NOT_EXPANDED}")
@@ -38,7 +38,7 @@ struct InventoryEnvironmentTests {
             ssh:
               keyPassphrase: ${env:KEY_PASSPHRASE}
             hosts:
-              - {name: a, address: "${env:NET}.${env:HOST}", roles: [runner]}
+              - {name: a, address: "${env:NET}.${env:HOST}", roles: [server]}
             """, environment: ["HOME": "/home/op", "NET": "10.0.0"]) == [
             "/srv/inventory.yaml:2:18: environment variable 'KEY_PASSPHRASE' is not set (in keyPassphrase)",
             "/srv/inventory.yaml:4:24: environment variable 'HOST' is not set (in address)",
@@ -49,7 +49,7 @@ struct InventoryEnvironmentTests {
     func malformedReferences() {
         #expect(InventoryFixtures.problems("""
             ssh: {user: "${HOME}", password: "abc${env:X"}
-            hosts: [{name: a, address: 10.0.0.1, roles: [runner]}]
+            hosts: [{name: a, address: 10.0.0.1, roles: [server]}]
             """) == [
             "/srv/inventory.yaml:1:13: unsupported reference '${HOME}'; use ${env:NAME} for an environment "
                 + "variable, or $${ for a literal '${' (in user)",
@@ -61,7 +61,7 @@ struct InventoryEnvironmentTests {
     func emptyVariable() {
         #expect(InventoryFixtures.problems("""
             ssh: {user: "${env:SSH_USER}"}
-            hosts: [{name: a, address: 10.0.0.1, roles: [runner]}]
+            hosts: [{name: a, address: 10.0.0.1, roles: [server]}]
             """, environment: ["HOME": "/home/op", "SSH_USER": ""]) == [
             "/srv/inventory.yaml:1:13: user must not be empty (it expands to nothing)",
         ])
@@ -71,7 +71,7 @@ struct InventoryEnvironmentTests {
     func badExpandedValue() {
         #expect(InventoryFixtures.problems("""
             ssh: {port: "${env:SSH_PORT}"}
-            hosts: [{name: a, address: 10.0.0.1, roles: [runner]}]
+            hosts: [{name: a, address: 10.0.0.1, roles: [server]}]
             """, environment: ["HOME": "/home/op", "SSH_PORT": "ssh"]) == [
             "/srv/inventory.yaml:1:13: port must be an integer, got 'ssh' (from '${env:SSH_PORT}')",
         ])
@@ -83,12 +83,12 @@ struct InventoryEnvironmentTests {
         let yaml = """
             ssh: {password: "${env:PW}", sudoPassword: "${env:SUDO}"}
             hosts:
-              - {name: a, address: 10.0.0.1, roles: [runner]}
-              - {name: b, address: 10.0.0.2, roles: [runner], ssh: {sudoPassword: "${env:PW}"}}
+              - {name: a, address: 10.0.0.1, roles: [server]}
+              - {name: b, address: 10.0.0.2, roles: [agent], ssh: {sudoPassword: "${env:PW}"}}
             """
         #expect(try inventory(yaml, environment: environment).secrets == ["hunter2", "s3cret"])
 
-        let broken = yaml + "\n  - {name: c, address: 10.0.0.3, roles: [runner], ssh: {password: [x], port: x}}\n"
+        let broken = yaml + "\n  - {name: c, address: 10.0.0.3, roles: [server], ssh: {password: [x], port: x}}\n"
         let problems = InventoryFixtures.problems(broken, environment: environment).joined(separator: "\n")
         #expect(!problems.isEmpty)
         #expect(!problems.contains("hunter2") && !problems.contains("s3cret"))

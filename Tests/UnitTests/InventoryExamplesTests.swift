@@ -4,10 +4,13 @@ import Testing
 
 @Suite("Inventory: the shipped example inventories")
 struct InventoryExamplesTests {
-    @Test("inventories/example.yaml loads with nothing but HOME")
+    /// The one secret both examples need: the GitLab token their runners register with.
+    static let environment = ["HOME": "/home/op", "GITLAB_TOKEN": "gitlab-secret"]
+
+    @Test("inventories/example.yaml loads with nothing but HOME and GITLAB_TOKEN")
     func example() throws {
         let path = InventoryFixtures.example("example.yaml")
-        let inventory = try InventoryLoader.load(path: path, environment: ["HOME": "/home/op"])
+        let inventory = try InventoryLoader.load(path: path, environment: Self.environment)
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
 
         #expect(inventory.path == path)
@@ -17,7 +20,14 @@ struct InventoryExamplesTests {
             config: [ConfigEntry(key: "kube-apiserver-arg", value: .list(["audit-log-maxage=30"]))]))
         #expect(inventory.firstServer?.name == "cp-1")
         #expect(inventory.hosts.map(\.name) == ["cp-1", "worker-1", "worker-2", "ci-1"])
-        #expect(inventory.secrets.isEmpty)
+        #expect(inventory.secrets == ["gitlab-secret"])
+        #expect(inventory.docker == DockerSettings(package: .dockerCE))
+        #expect(inventory.gitlab == GitLabSettings(
+            url: "https://gitlab.example.lan", caFile: folder + "/gitlab-ca.pem", token: "gitlab-secret",
+            runnerPackage: RunnerPackageSettings(version: "17.7.1"), concurrent: 2,
+            runners: [RunnerSettings(name: "docker", executor: .docker, runnerType: .projectType, projectId: 42,
+                                     tags: ["docker", "amd64"], runUntagged: false, image: "docker:27",
+                                     privileged: true, volumes: ["/certs/client", "/cache"])]))
 
         let server = try #require(inventory.host(named: "cp-1"))
         #expect(server.roles == [.server])
@@ -52,13 +62,13 @@ struct InventoryExamplesTests {
         let path = InventoryFixtures.example("example.yaml")
         let text = try String(contentsOfFile: path, encoding: .utf8)
             .replacingOccurrences(of: "  # sudoPassword: ", with: "  sudoPassword: ")
-        #expect(InventoryFixtures.problems(text) == [
+        #expect(InventoryFixtures.problems(text, environment: Self.environment) == [
             "/srv/inventory.yaml:12:17: environment variable 'PROVISION_SUDO_PASSWORD' is not set (in sudoPassword)",
         ])
         let inventory = try InventoryFixtures.parse(
-            text, environment: ["HOME": "/home/op", "PROVISION_SUDO_PASSWORD": "sudo-secret"])
+            text, environment: Self.environment.merging(["PROVISION_SUDO_PASSWORD": "sudo-secret"]) { $1 })
         #expect(inventory.hosts.allSatisfy { $0.ssh.sudoPassword == "sudo-secret" })
-        #expect(inventory.secrets == ["sudo-secret"])
+        #expect(inventory.secrets == ["sudo-secret", "gitlab-secret"])
     }
 
     @Test("the k3s settings commented out in inventories/example.yaml work once uncommented, one at a time")
@@ -67,29 +77,43 @@ struct InventoryExamplesTests {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let withToken = text.replacingOccurrences(of: "  # token: ", with: "  token: ")
         let inventory = try InventoryFixtures.parse(
-            withToken, environment: ["HOME": "/home/op", "K3S_TOKEN": "k3s-secret"])
+            withToken, environment: Self.environment.merging(["K3S_TOKEN": "k3s-secret"]) { $1 })
         #expect(inventory.k3s?.token == "k3s-secret")
-        #expect(inventory.secrets == ["k3s-secret"])
+        #expect(inventory.secrets == ["k3s-secret", "gitlab-secret"])
 
         let airgap = try InventoryFixtures.parse(
-            text.replacingOccurrences(of: "  # airgap: ", with: "  airgap: "))
+            text.replacingOccurrences(of: "  # airgap: ", with: "  airgap: "), environment: Self.environment)
         #expect(airgap.k3s?.airgapDirectory == "/srv/k3s-assets")
         let mirror = try InventoryFixtures.parse(
-            text.replacingOccurrences(of: "  # installScriptURL: ", with: "  installScriptURL: "))
+            text.replacingOccurrences(of: "  # installScriptURL: ", with: "  installScriptURL: "),
+            environment: Self.environment)
         #expect(mirror.k3s?.installScriptURL == "https://mirror.example.lan/k3s/install.sh")
     }
 
-    @Test("inventories/raspberry-pi.yaml loads with nothing but HOME")
+    @Test("the docker settings commented out in inventories/example.yaml work once uncommented")
+    func exampleWithDockerOptions() throws {
+        let text = try String(contentsOfFile: InventoryFixtures.example("example.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "  # version: ", with: "  version: ")
+            .replacingOccurrences(of: "  # aptRepository: ", with: "  aptRepository: ")
+        let inventory = try InventoryFixtures.parse(text, environment: Self.environment)
+        #expect(inventory.docker == DockerSettings(package: .dockerCE, version: "5:27.5.1-1~debian.12~bookworm",
+                                                   aptRepository: "https://mirror.example.lan/docker/linux/debian"))
+    }
+
+    @Test("inventories/raspberry-pi.yaml loads with nothing but HOME and GITLAB_TOKEN")
     func raspberryPi() throws {
         let path = InventoryFixtures.example("raspberry-pi.yaml")
-        let inventory = try InventoryLoader.load(path: path, environment: ["HOME": "/home/op"])
+        let inventory = try InventoryLoader.load(path: path, environment: Self.environment)
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
 
         #expect(inventory.hosts.map(\.name) == ["pi-1", "pi-2", "pi-3"])
         #expect(inventory.hosts.map(\.address) == ["192.168.1.11", "192.168.1.12", "pi-3.local"])
         #expect(inventory.hosts.map(\.roles) == [[.server], [.agent, .runner], [.agent]])
-        #expect(inventory.secrets.isEmpty)
-        #expect(inventory.hosts[0].location == SourceLocation(file: path, line: 22, column: 5))
+        #expect(inventory.secrets == ["gitlab-secret"])
+        #expect(inventory.hosts[0].location == SourceLocation(file: path, line: 31, column: 5))
+        #expect(inventory.docker == nil)
+        #expect(inventory.gitlab?.runners == [RunnerSettings(name: "docker", runnerType: .groupType, groupId: 7,
+                                                             tags: ["pi", "arm64"], image: "alpine:3.20")])
         #expect(inventory.k3s == K3sSettings(version: "v1.31.4+k3s1", disable: ["traefik"]))
         #expect(inventory.servers.map(\.name) == ["pi-1"])
         for host in inventory.hosts {

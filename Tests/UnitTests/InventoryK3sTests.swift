@@ -20,7 +20,7 @@ struct InventoryK3sTests {
                 etcd: {snapshot: {retention: 5}}
             hosts:
               - {name: s1, address: 10.0.0.1, roles: [server], taints: ["dedicated=ci:NoSchedule", "gpu:NoExecute"]}
-              - {name: a1, address: 10.0.0.4, roles: [agent, runner], nodeName: a1.lab}
+              - {name: a1, address: 10.0.0.4, roles: [agent], nodeName: a1.lab}
               - {name: s2, address: 10.0.0.2, roles: [server]}
               - {name: s3, address: 10.0.0.3, roles: [server]}
             """, environment: ["HOME": "/home/op", "K3S_TOKEN": "token-secret", "K3S_DATA": "/data/k3s"])
@@ -51,6 +51,7 @@ struct InventoryK3sTests {
         let minimal = try InventoryFixtures.parse("""
             k3s: {version: v1.31.4+k3s1}
             hosts: [{name: a, address: 10.0.0.1, roles: [runner]}]
+            gitlab: {url: https://gitlab.example.com, token: glpat-x, runnerPackage: {version: 17.7.1}}
             """)
         #expect(minimal.k3s == K3sSettings(version: "v1.31.4+k3s1"))
         #expect(minimal.k3s?.isAirgap == false)
@@ -118,6 +119,7 @@ struct InventoryK3sTests {
             hosts:
               - {name: a, address: 10.0.0.1, roles: [server]}
               - {name: b, address: 10.0.0.2, roles: [runner, agent]}
+            gitlab: {url: https://gitlab.example.com, token: glpat-x, runnerPackage: {version: 17.7.1}}
             """)
         #expect(inventory.k3s == nil)
         #expect(inventory.firstServer?.name == "a")

@@ -6,7 +6,7 @@ import Testing
 struct InventorySSHTests {
     @Test("a host without any ssh block gets every default")
     func defaults() throws {
-        let inventory = try InventoryFixtures.parse("hosts: [{name: a, address: 10.0.0.1, roles: [runner]}]\n")
+        let inventory = try InventoryFixtures.parse("hosts: [{name: a, address: 10.0.0.1, roles: [server]}]\n")
         #expect(inventory.hosts[0].ssh == SSHSettings(
             user: "root", port: 22, useAgent: true, knownHosts: "/home/op/.ssh/known_hosts",
             hostKeyPolicy: .strict, connectTimeout: 10, keepalive: 30))
@@ -53,7 +53,7 @@ struct InventorySSHTests {
     func agentDefault(ssh: String, useAgent: Bool) throws {
         let inventory = try InventoryFixtures.parse("""
             ssh: \(ssh)
-            hosts: [{name: a, address: 10.0.0.1, roles: [runner]}]
+            hosts: [{name: a, address: 10.0.0.1, roles: [server]}]
             """)
         #expect(inventory.hosts[0].ssh.useAgent == useAgent)
     }
@@ -65,7 +65,7 @@ struct InventorySSHTests {
     func paths(written: String, resolved: String) throws {
         let inventory = try InventoryLoader.parse(yaml: """
             ssh: {keyPath: "\(written)", knownHosts: "\(written)"}
-            hosts: [{name: a, address: 10.0.0.1, roles: [runner]}]
+            hosts: [{name: a, address: 10.0.0.1, roles: [server]}]
             """, path: "/srv/site/inventory.yaml", environment: ["HOME": "/home/op/"])
         #expect(inventory.hosts[0].ssh.keyPath == resolved)
         #expect(inventory.hosts[0].ssh.knownHosts == resolved)
@@ -75,7 +75,7 @@ struct InventorySSHTests {
     func relativeInventoryPath() throws {
         let inventory = try InventoryLoader.parse(yaml: """
             ssh: {keyPath: id}
-            hosts: [{name: a, address: 10.0.0.1, roles: [runner]}]
+            hosts: [{name: a, address: 10.0.0.1, roles: [server]}]
             """, path: "site/inventory.yaml", environment: InventoryFixtures.environment)
         let cwd = FileManager.default.currentDirectoryPath
         #expect(inventory.path == InventoryPaths.normalized(cwd + "/site/inventory.yaml"))
@@ -86,7 +86,7 @@ struct InventorySSHTests {
     func tildeUser() {
         #expect(InventoryFixtures.problems("""
             ssh: {keyPath: ~bob/id}
-            hosts: [{name: a, address: 10.0.0.1, roles: [runner]}]
+            hosts: [{name: a, address: 10.0.0.1, roles: [server]}]
             """) == ["/srv/inventory.yaml:1:16: keyPath '~bob/id': '~user' paths are not supported; "
                      + "use '~/…' or an absolute path"])
     }
@@ -102,8 +102,8 @@ struct InventorySSHTests {
               hostKeyPolicy: accept_new
               user: [a, b]
             hosts:
-              - {name: a, address: 10.0.0.1, roles: [runner], ssh: {port: 70000, connectTimeout: 0}}
-              - {name: b, address: 10.0.0.2, roles: [runner], ssh: {port: }}
+              - {name: a, address: 10.0.0.1, roles: [server], ssh: {port: 70000, connectTimeout: 0}}
+              - {name: b, address: 10.0.0.2, roles: [agent], ssh: {port: }}
             """) == [
             "/srv/inventory.yaml:2:9: port must be an integer, got 'abc'",
             "/srv/inventory.yaml:3:10: agent must be true or false, got 'maybe'",
@@ -114,7 +114,7 @@ struct InventorySSHTests {
             "/srv/inventory.yaml:7:9: user must be a string, got a list",
             "/srv/inventory.yaml:9:63: port must be between 1 and 65535, got 70000",
             "/srv/inventory.yaml:9:86: connectTimeout must be more than 0 seconds, got '0'",
-            "/srv/inventory.yaml:10:57: port must be an integer, got nothing",
+            "/srv/inventory.yaml:10:56: port must be an integer, got nothing",
         ])
     }
 
@@ -122,7 +122,7 @@ struct InventorySSHTests {
     func numbersAsText() throws {
         let inventory = try InventoryFixtures.parse("""
             ssh: {port: "${env:SSH_PORT}", keepalive: "5", agent: "yes"}
-            hosts: [{name: a, address: 10.0.0.1, roles: [runner]}]
+            hosts: [{name: a, address: 10.0.0.1, roles: [server]}]
             """, environment: ["HOME": "/home/op", "SSH_PORT": "2222"])
         #expect(inventory.hosts[0].ssh.port == 2222)
         #expect(inventory.hosts[0].ssh.keepalive == 5)
@@ -136,7 +136,7 @@ struct InventorySSHTests {
             hosts:
               - name: a
                 address: 10.0.0.1
-                roles: [runner]
+                roles: [server]
                 ssh: {hostKeyFingerprint: "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s="}
             """) == [
             "/srv/inventory.yaml:1:7: hostKeyFingerprint is only allowed in a host's ssh block, "
@@ -152,8 +152,8 @@ struct InventorySSHTests {
         #expect(InventoryFixtures.problems("""
             ssh: {agent: false}
             hosts:
-              - {name: a, address: 10.0.0.1, roles: [runner], ssh: {keyPath: ~/.ssh/id}}
-              - {name: b, address: 10.0.0.2, roles: [runner]}
+              - {name: a, address: 10.0.0.1, roles: [agent], ssh: {keyPath: ~/.ssh/id}}
+              - {name: b, address: 10.0.0.2, roles: [server]}
             """) == [
             "/srv/inventory.yaml:4:5: host 'b' has no way to log in: agent is false and neither keyPath nor "
                 + "password is set",

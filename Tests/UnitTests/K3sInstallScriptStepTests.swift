@@ -19,6 +19,7 @@ import Templates
               - {name: s1, address: 10.0.0.1, roles: [server]}
               - {name: a1, address: 10.0.1.1, roles: [agent]}
               - {name: r1, address: 10.0.2.1, roles: [runner]}
+            gitlab: {url: https://gitlab.example.com, token: glpat-x, runnerPackage: {version: 17.7.1}}
             """, path: "/tmp/inventory.yaml", environment: ["HOME": "/root", "T": "secret-token"])
     }
 

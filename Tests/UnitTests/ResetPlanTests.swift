@@ -17,6 +17,7 @@ import SSHTransport
               - {name: a2, address: 10.0.1.2, roles: [agent, runner]}
               - {name: s3, address: 10.0.0.3, roles: [server]}
               - {name: r1, address: 10.0.2.1, roles: [runner]}
+            gitlab: {url: https://gitlab.example.com, token: glpat-x, runnerPackage: {version: 17.7.1}}
             """, path: "/srv/lab.yaml", environment: ["HOME": "/root"])
     }
 
