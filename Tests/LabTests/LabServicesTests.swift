@@ -5,16 +5,16 @@ import Testing
 /// The lab's services namespace: an HTTP server at 10.250.K.9:8080 that hosts reach on the lab's bridge, serving the
 /// k3s mirror that `scripts/lab mirror` fills; `up` again replaces it and `down` ends it with its namespace.
 @Suite(.serialized) struct LabServicesTests {
-    /// The server's PID from DIR/services/pid ("pid start-time").
-    func serverPID(_ lab: Lab) throws -> Int {
-        let text = try String(contentsOfFile: lab.directory + "/services/pid", encoding: .utf8)
+    /// The server's PID from DIR/services/pid ("pid start-time"), or the fake GitLab's from services/gitlab.pid.
+    func serverPID(_ lab: Lab, _ record: String = "pid") throws -> Int {
+        let text = try String(contentsOfFile: lab.directory + "/services/" + record, encoding: .utf8)
         return try #require(Int(text.split(separator: " ").first ?? ""))
     }
 
-    /// True while PID is a live (not zombie) serve.py.
-    func serving(_ pid: Int) -> Bool {
+    /// True while PID is a live (not zombie) serve.py (or `program`).
+    func serving(_ pid: Int, _ program: String = "serve.py") -> Bool {
         let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
-        return String(decoding: cmdline, as: UTF8.self).contains("serve.py")
+        return String(decoding: cmdline, as: UTF8.self).contains(program)
     }
 
     @Test func hostsFetchTheK3sMirrorFromTheServicesNamespaceWhichEndsWithTheLab() throws {
@@ -56,9 +56,15 @@ import Testing
         let kept = try lab.exec(host.name, "curl -fsS -o /dev/null -w '%{http_code}' '\(mirror)/releases/download/\(version)/k3s'")
         #expect(kept.stdout == "200")
 
+        // The fake GitLab answers hosts in the same namespace, and ends with the lab too.
+        let health = try lab.exec(host.name, "curl -fsS \(lab.gitlabURL)/-/fake/health; curl -fsS \(lab.gitlabHTTPSURL)/-/fake/health")
+        #expect(health.stdout == #"{"ok":true}"# && health.stderr.contains("SSL certificate problem"), "\(health.stderr)")
+        let gitlab = try serverPID(lab, "gitlab.pid")
+        #expect(serving(gitlab, "fake-gitlab"))
         try lab.down()
         down = true
-        #expect(!serving(second))
+        #expect(!serving(second) && !serving(gitlab, "fake-gitlab"))
+        #expect(!FileManager.default.fileExists(atPath: lab.directory + "/gitlab-tokens"))
         #expect(!FileManager.default.fileExists(atPath: "/run/netns/pvlab\(id)-services"))
         #expect(!FileManager.default.fileExists(atPath: "/sys/class/net/pv\(id)s"))
     }

@@ -439,19 +439,32 @@ class Server(socketserver.ThreadingMixIn, HTTPServer):
         pass   # a client that hangs up or fails the TLS handshake is its own problem
 
 
-def serve(store, host, port, cert=None, key=None):
+def serve(store, host, port, cert=None, key=None, tls_listen=None):
+    """Serves on (host, port), with TLS if cert is given; tls_listen (host, port) adds an HTTPS listener beside a
+    plain one. Both share one state. Prints one "listening on URL" line per listener."""
     context = None
     if cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
-    if ':' in host:
-        Server.address_family = socket.AF_INET6
-    server = Server((host, port), Fake(store), context)
-    bound_host, bound_port = server.server_address[:2]
-    shown = '[%s]' % bound_host if ':' in bound_host else bound_host
-    sys.stdout.write('listening on %s://%s:%d\n' % (server.scheme, shown, bound_port))
-    sys.stdout.flush()
+    fake = Fake(store)
+    listeners = [((host, port), None if tls_listen else context)]
+    if tls_listen:
+        listeners.append((tls_listen, context))
+    servers = []
     try:
-        server.serve_forever(poll_interval=0.2)
+        for address, ctx in listeners:
+            family = socket.AF_INET6 if ':' in address[0] else socket.AF_INET
+            server_class = type('Server6' if family == socket.AF_INET6 else 'Server4', (Server,),
+                                {'address_family': family})
+            servers.append(server_class(address, fake, ctx))
+        for server in servers:
+            bound_host, bound_port = server.server_address[:2]
+            shown = '[%s]' % bound_host if ':' in bound_host else bound_host
+            sys.stdout.write('listening on %s://%s:%d\n' % (server.scheme, shown, bound_port))
+        sys.stdout.flush()
+        for server in servers[1:]:
+            threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.2}, daemon=True).start()
+        servers[0].serve_forever(poll_interval=0.2)
     finally:
-        server.server_close()
+        for server in servers:
+            server.server_close()
