@@ -12,11 +12,13 @@ import Testing
     /// the lab's mirror, the fake GitLab, and a k3s cluster when `k3s`.
     func inventory(_ lab: Lab, k3s: Bool, runnerHosts: [String]) throws -> String {
         var text = try String(contentsOfFile: lab.inventoryPath, encoding: .utf8)
+        // With k3s, runner hosts are agents too; without, they are runners only.
         for name in runnerHosts {
-            text = text.replacingOccurrences(of: "{name: \(name), address: \(try #require(lab.hosts.first { $0.name == name }).address), roles: [agent]}",
-                                             with: "{name: \(name), address: \(try #require(lab.hosts.first { $0.name == name }).address), roles: [agent, runner]}")
-            text = text.replacingOccurrences(of: "{name: \(name), address: \(try #require(lab.hosts.first { $0.name == name }).address), roles: [server]}",
-                                             with: "{name: \(name), address: \(try #require(lab.hosts.first { $0.name == name }).address), roles: [runner]}")
+            let address = try #require(lab.hosts.first { $0.name == name }).address
+            for role in ["agent", "server"] {
+                text = text.replacingOccurrences(of: "{name: \(name), address: \(address), roles: [\(role)]}",
+                                                 with: "{name: \(name), address: \(address), roles: [\(k3s ? role + ", " : "")runner]}")
+            }
         }
         var blocks = """
 
