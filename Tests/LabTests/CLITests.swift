@@ -150,7 +150,7 @@ import Testing
         for name in ["example.yaml", "raspberry-pi.yaml", "lab.yaml"] {
             let result = try run(Repo.provisionBinary, ["inventory", "check", Repo.root + "/inventories/" + name],
                                  environment: ["HOME": "/root", "PROVISION_SUDO_PASSWORD": "p", "LAB_K3S_TOKEN": "t",
-                                               "GITLAB_TOKEN": "g",
+                                               "GITLAB_TOKEN": "g", "LAB_GITLAB_TOKEN": "g",
                                                "PROVISION_CI_1_PASSWORD": "p", "PATH": "/usr/bin:/bin"])
             #expect(result.status == 0, "\(name): \(result.stderr)")
         }
