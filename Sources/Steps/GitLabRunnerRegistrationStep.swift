@@ -106,6 +106,9 @@ public struct GitLabRunnerRegistrationStep: Step {
     public func decide(_ context: StepContext) throws -> Decision {
         guard let gitlab = context.inventory.gitlab else { throw StepError("the host has the runner role but the inventory has no gitlab block") }
         let probe = Self.read(context.probe)
+        if probe.systemID.isEmpty && (!probe.blocks.isEmpty || gitlab.runnerToken != nil) {
+            throw StepError("\(Self.systemIDFile) is missing: gitlab-runner writes it when its service starts; check `systemctl status gitlab-runner`")
+        }
         var keep: [(Wanted, id: Int, token: String)] = []
         var gitlabActions: [Action] = []
         var reasons: [String] = []
@@ -138,6 +141,7 @@ public struct GitLabRunnerRegistrationStep: Step {
                 gitlabActions.append(.gitlab(.createRunner(creation, sharedKey: wanted.sharedKey)))
             } else if gitlab.registrationToken != nil {
                 gitlabActions.append(.gitlab(.registerRunner(creation, sharedKey: wanted.sharedKey)))
+                reasons.append("warning: registering with a registration token, which GitLab deprecated (disabled by default since 17.0, removal planned); use gitlab.token with the create_runner scope")
             } else {
                 throw StepError("no way to create runner \(wanted.description): set gitlab.token (create_runner scope), gitlab.runnerToken or gitlab.registrationToken")
             }
