@@ -54,7 +54,7 @@ let package = Package(
         // Every file written to a host: templates/*.mustache, rendered as plain text, overridable per inventory.
         .target(name: "Templates",
                 dependencies: [.product(name: "Mustache", package: "swift-mustache")],
-                path: "templates", exclude: ["README.md"], resources: [.copy("host")],
+                path: "templates", exclude: ["README.md", "gitlab-ci"], resources: [.copy("host")],
                 swiftSettings: strict),
         // The steps: each reads facts and its probe output and decides (pure); one file per step.
         .target(name: "Steps",
