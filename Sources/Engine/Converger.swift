@@ -154,7 +154,7 @@ public struct Converger: Sendable {
             await board.finish(host: host.name, step: id, converged: !applies)
         }
         let report = HostReport(name: host.name, steps: walk.outcomes, error: walk.error,
-                                durationMs: (ContinuousClock.now - started).inMilliseconds)
+                                durationMs: (ContinuousClock.now - started).inMilliseconds, facts: lastFacts)
         await progress.hostFinished(report)
         return report
     }

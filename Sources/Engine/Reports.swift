@@ -1,3 +1,4 @@
+import Facts
 import Journal
 import Steps
 
@@ -31,6 +32,16 @@ public struct HostReport: Sendable {
     /// Set when the host failed before its steps could be decided (unreachable, login refused...).
     public var error: String?
     public var durationMs: Int
+    /// What the host reported last (nil when it could not be read); `verify` checks them.
+    public var facts: HostFacts?
+
+    public init(name: String, steps: [StepOutcome], error: String? = nil, durationMs: Int = 0, facts: HostFacts? = nil) {
+        self.name = name
+        self.steps = steps
+        self.error = error
+        self.durationMs = durationMs
+        self.facts = facts
+    }
 
     public func count(_ status: StepStatus) -> Int { steps.filter { $0.status == status }.count }
     public var converged: Bool { error == nil && steps.allSatisfy { $0.status == .ok || $0.status == .changed } }

@@ -6,7 +6,7 @@ public struct ProvisionCommand: AsyncParsableCommand {
         commandName: "provision",
         abstract: "Turn a YAML inventory of Debian hosts into a working k3s + GitLab CI lab, over SSH.",
         version: "0.1.0",
-        subcommands: [PlanCommand.self, ApplyCommand.self, StatusCommand.self, FactsCommand.self, ExecCommand.self,
+        subcommands: [PlanCommand.self, ApplyCommand.self, VerifyCommand.self, StatusCommand.self, FactsCommand.self, ExecCommand.self,
                       ResetCommand.self, KubeconfigCommand.self, InventoryCommand.self]
     )
 

@@ -12,6 +12,8 @@ public struct K3sReadyStep: Step {
     public let dependsOn = ["k3s-service"]
     public let waitsFor = [RemoteDependency(step: "k3s-service", on: .everyHost)]
     public static let timeout = 180.0
+    /// Ends an ok message when the cluster has nodes the inventory does not list (`verify` fails on it).
+    public static let extraNodesWarning = "; warning: Ready nodes not in the inventory: "
 
     public init() {}
 
@@ -55,7 +57,7 @@ public struct K3sReadyStep: Step {
         }
         if problems.isEmpty {
             let extra = Set(nodes.keys).subtracting(wanted.map(\.nodeName)).sorted()
-            let warning = extra.isEmpty ? "" : "; warning: Ready nodes not in the inventory: \(extra.joined(separator: ", "))"
+            let warning = extra.isEmpty ? "" : Self.extraNodesWarning + extra.joined(separator: ", ")
             return .ok("\(wanted.count) node(s) Ready with their labels\(warning)")
         }
         return .change(reason: problems.joined(separator: "; "), actions: [.awaitConvergence(timeout: Self.timeout)])

@@ -173,13 +173,13 @@ _provision() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    plan|apply|status|facts|exec|reset|kubeconfig|inventory|help)
+    plan|apply|verify|status|facts|exec|reset|kubeconfig|inventory|help)
         # Offer subcommand argument completions
         "_provision_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'plan apply status facts exec reset kubeconfig inventory help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'plan apply verify status facts exec reset kubeconfig inventory help' -- "${cur}"))
         ;;
     esac
 }
@@ -229,6 +229,31 @@ _provision_apply() {
         return
         ;;
     '--max-unavailable')
+        return
+        ;;
+    esac
+}
+
+_provision_verify() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose -v --version -h --help)
+    repeating_options=(--host)
+    non_repeating_options=(--parallel --junit --output)
+    __provision_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--parallel')
+        return
+        ;;
+    '--host')
+        return
+        ;;
+    '--junit')
+        return
+        ;;
+    '--output')
+        __provision_add_completions -W 'text'$'\n''json'
         return
         ;;
     esac

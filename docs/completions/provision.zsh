@@ -52,6 +52,7 @@ _provision() {
         local -ar subcommands=(
             'plan:Show, without changing anything, what apply would change on each host and why.'
             'apply:Change what differs on each host, check it afterwards, and journal every step.'
+            'verify:Check, without changing anything, that every host is what the inventory says; JUnit XML for CI.'
             'status:Show the last run and each host'\''s steps as the journal recorded them, without connecting.'
             'facts:Show each host'\''s OS, architecture, board, memory, cgroups, boot id and installed versions.'
             'exec:Run a command on hosts in parallel; each output line is prefixed by the host name.'
@@ -64,7 +65,7 @@ _provision() {
         ;;
     arg)
         case "${words[1]}" in
-        plan|apply|status|facts|exec|reset|kubeconfig|inventory|help)
+        plan|apply|verify|status|facts|exec|reset|kubeconfig|inventory|help)
             "_provision_${words[1]}" && ret=0
             ;;
         esac
@@ -104,6 +105,24 @@ _provision_apply() {
         '--output[text or json.]:output:{__provision_complete "${___output[@]}"}'
         '--reboot-timeout[Seconds a rebooting host may take to come back.]:reboot-timeout:'
         '--max-unavailable[How many k3s agents may be drained for an upgrade or restarted for a config change at once.]:max-unavailable:'
+        '--version[Show the version.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_provision_verify() {
+    local -i ret=1
+    local -ar ___output=('text' 'json')
+    local -ar arg_specs=(
+        ':inventory:'
+        '--parallel[How many hosts to work on at once.]:parallel:'
+        '(--verbose -v)'{--verbose,-v}'[Log connections and remote commands to stderr (secrets redacted).]'
+        '*--host[Only this host (repeatable). Default\: every host.]:host:'
+        '--junit[Write the JUnit XML report to this file (replaced atomically); - prints it instead of the text or JSON.]:junit:'
+        '--output[text or json.]:output:{__provision_complete "${___output[@]}"}'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )

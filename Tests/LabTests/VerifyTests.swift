@@ -1,0 +1,82 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import LabSupport
+import Testing
+
+/// `provision verify` on a k3s cluster made by apply (one server, one agent): green after apply, and a stopped
+/// agent or an edited config fails exactly the check that names it, in a JUnit report GitLab can read.
+@Suite(.serialized) struct VerifyTests {
+    /// host → (check → failed), from the JUnit report; the totals must match the cases.
+    func suites(_ path: String) throws -> [String: [String: Bool]] {
+        let document = try XMLDocument(contentsOf: URL(fileURLWithPath: path), options: [])
+        let root = try #require(document.rootElement())
+        #expect(root.name == "testsuites")
+        var result: [String: [String: Bool]] = [:]
+        var total = 0
+        var failed = 0
+        for suite in root.elements(forName: "testsuite") {
+            let host = try #require(suite.attribute(forName: "name")?.stringValue)
+            var cases: [String: Bool] = [:]
+            for testcase in suite.elements(forName: "testcase") {
+                let name = try #require(testcase.attribute(forName: "name")?.stringValue)
+                #expect(testcase.attribute(forName: "classname")?.stringValue == host)
+                cases[String(name.prefix { $0 != ":" })] = !testcase.elements(forName: "failure").isEmpty
+            }
+            let failures = cases.values.filter { $0 }.count
+            #expect(suite.attribute(forName: "tests")?.stringValue == "\(cases.count)")
+            #expect(suite.attribute(forName: "failures")?.stringValue == "\(failures)")
+            total += cases.count
+            failed += failures
+            result[host] = cases
+        }
+        #expect(root.attribute(forName: "tests")?.stringValue == "\(total)")
+        #expect(root.attribute(forName: "failures")?.stringValue == "\(failed)")
+        return result
+    }
+
+    func failing(_ cases: [String: Bool]?) -> [String] { (cases ?? [:]).filter(\.value).map(\.key).sorted() }
+
+    @Test func aConvergedClusterPassesAndAStoppedAgentOrAnEditedConfigFailsItsCheck() async throws {
+        try await withLab(hosts: 2) { lab in
+            let cluster = try K3sCluster(lab)
+            try cluster.apply()
+            let journalBefore = try cluster.provision(["status", cluster.inventory, "--output", "json"]).stdout
+            let report = lab.directory + "/verify.xml"
+            let green = try cluster.provision(["verify", cluster.inventory, "--junit", report])
+            #expect(green.status == 0, "\(green.stdout)\(green.stderr)")
+            #expect(green.stdout.contains("Verify: all "), "\(green.stdout)")
+            let passing = try suites(report)
+            #expect(passing.keys.sorted() == ["lab-1", "lab-2"])
+            #expect(passing.values.allSatisfy { failing($0).isEmpty })
+            for check in ["ssh", "facts", "k3s-config", "k3s-service", "no-drift"] {
+                #expect(passing["lab-2"]?[check] == false, "lab-2 lacks \(check): \(passing["lab-2"] ?? [:])")
+            }
+            #expect(passing["lab-1"]?["k3s-ready"] == false && passing["lab-1"]?["no-extra-node"] == false)
+
+            // Verify is read-only: it journals no run and starts or restarts nothing.
+            #expect(try cluster.provision(["status", cluster.inventory, "--output", "json"]).stdout == journalBefore)
+            let events = lab.serviceEvents("lab-2")
+
+            _ = try lab.exec("lab-2", "systemctl stop k3s-agent")
+            let stopped = try cluster.provision(["verify", cluster.inventory, "--junit", report])
+            #expect(stopped.status == 1, "\(stopped.stdout)\(stopped.stderr)")
+            #expect(stopped.stdout.contains("✘ k3s-service: "), "\(stopped.stdout)")
+            #expect(stopped.stdout.contains("fix: provision apply \(cluster.inventory) --host lab-2"), "\(stopped.stdout)")
+            let afterStop = try suites(report)
+            #expect(failing(afterStop["lab-2"]) == ["k3s-service", "no-drift"])
+            #expect(failing(afterStop["lab-1"]) == [])
+            #expect(lab.serviceEvents("lab-2").count == events.count + 1)  // only our stop
+
+            _ = try lab.exec("lab-2", "systemctl start k3s-agent")
+            _ = try lab.exec("lab-2", "echo 'node-label: [\"edited=by-hand\"]' >> /etc/rancher/k3s/config.yaml")
+            let edited = try cluster.provision(["verify", cluster.inventory, "--junit", report, "--host", "lab-2"])
+            #expect(edited.status == 1, "\(edited.stdout)\(edited.stderr)")
+            let afterEdit = try suites(report)
+            #expect(afterEdit.keys.sorted() == ["lab-2"])
+            #expect(failing(afterEdit["lab-2"]).contains("k3s-config"), "\(edited.stdout)")
+            #expect(!failing(afterEdit["lab-2"]).contains("ssh"))
+        }
+    }
+}
