@@ -23,6 +23,12 @@ public struct GitLabAPIGateway: GitLabGateway {
                 }
             case .runner(let id):
                 return .runner(status: try await client.runner(id: id).status?.rawValue ?? "never_contacted")
+            case .variable(let owner, let key, let scope):
+                guard let found = try await client.variable(key, of: Self.owner(owner), environmentScope: scope) else {
+                    return .variable(nil)
+                }
+                return .variable(VariableState(value: found.value.revealed, variableType: found.variableType.rawValue,
+                                               protected: found.protected, masked: found.masked, raw: found.raw))
             }
         } catch {
             return .failed(String(describing: error))
@@ -41,6 +47,24 @@ public struct GitLabAPIGateway: GitLabGateway {
         case .deleteRunner(let token, _):
             try await client.deleteRunner(byToken: Secret(token))
             return [:]
+        case .putVariable(let write, let create):
+            let variable = CIVariable(key: write.key, value: Secret(write.state.value),
+                                      variableType: VariableType(rawValue: write.state.variableType) ?? .envVariable,
+                                      protected: write.state.protected, masked: write.state.masked,
+                                      raw: write.state.raw, environmentScope: write.environmentScope)
+            if create {
+                _ = try await client.createVariable(variable, in: Self.owner(write.owner))
+            } else {
+                _ = try await client.updateVariable(variable, in: Self.owner(write.owner))
+            }
+            return [:]
+        }
+    }
+
+    static func owner(_ owner: VariableOwnerID) -> VariableOwner {
+        switch owner {
+        case .project(let id): .project(String(id))
+        case .group(let id): .group(String(id))
         }
     }
 

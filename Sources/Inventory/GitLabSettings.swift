@@ -22,11 +22,13 @@ public struct GitLabSettings: Sendable, Equatable {
     public var checkInterval: Int
     /// Registered on every host with the role `runner`, in the order written.
     public var runners: [RunnerSettings]
+    /// A service account in the cluster whose kubeconfig becomes a CI/CD variable; needs a k3s block.
+    public var serviceAccount: ServiceAccountSettings?
 
     public init(url: String, caFile: String? = nil, token: String? = nil, runnerToken: String? = nil,
                 registrationToken: String? = nil, timeout: Double = GitLabSettings.defaultTimeout,
                 runnerPackage: RunnerPackageSettings? = nil, concurrent: Int = 1, checkInterval: Int = 0,
-                runners: [RunnerSettings] = []) {
+                runners: [RunnerSettings] = [], serviceAccount: ServiceAccountSettings? = nil) {
         self.url = url
         self.caFile = caFile
         self.token = token
@@ -37,6 +39,7 @@ public struct GitLabSettings: Sendable, Equatable {
         self.concurrent = concurrent
         self.checkInterval = checkInterval
         self.runners = runners
+        self.serviceAccount = serviceAccount
     }
 
     /// The runner whose `name` is `name`.
@@ -135,4 +138,39 @@ public struct RunnerSettings: Sendable, Equatable {
 
     /// The runner's description in GitLab, which tells the hosts' runners apart.
     public func description(on host: String) -> String { "\(host)-\(name)" }
+}
+
+/// `gitlab.serviceAccount`: a Kubernetes service account GitLab's CI jobs use, published as a kubeconfig in a
+/// file-type CI/CD variable of one project or group.
+public struct ServiceAccountSettings: Sendable, Equatable {
+    public var name: String
+    public var namespace: String
+    /// The ClusterRole the account is bound to (by the ClusterRoleBinding `<name>-admin`).
+    public var clusterRole: String
+    /// The project whose variable holds the kubeconfig (exactly one of projectId and groupId).
+    public var projectId: Int?
+    public var groupId: Int?
+    /// The variable's environment scope; "*" for every environment.
+    public var environmentScope: String
+    /// The API address GitLab's jobs reach; nil for `https://<first server address>:6443`.
+    public var apiURL: String?
+    public var variableKey: String
+
+    public init(name: String = "gitlab", namespace: String = "kube-system", clusterRole: String = "cluster-admin",
+                projectId: Int? = nil, groupId: Int? = nil, environmentScope: String = "*", apiURL: String? = nil,
+                variableKey: String = "KUBECONFIG") {
+        self.name = name
+        self.namespace = namespace
+        self.clusterRole = clusterRole
+        self.projectId = projectId
+        self.groupId = groupId
+        self.environmentScope = environmentScope
+        self.apiURL = apiURL
+        self.variableKey = variableKey
+    }
+
+    /// The ClusterRoleBinding that gives the account its role.
+    public var bindingName: String { name + "-admin" }
+    /// The long-lived token Secret (Kubernetes ≥ 1.24 creates none by itself).
+    public var secretName: String { name + "-token" }
 }

@@ -3,7 +3,7 @@ import Yams
 // Reading the `gitlab` block: the GitLab, its tokens, the gitlab-runner package and the runners.
 extension InventoryReader {
     static let gitlabKeys = ["url", "caFile", "token", "runnerToken", "registrationToken", "timeout", "runnerPackage",
-                             "concurrent", "checkInterval", "runners"]
+                             "concurrent", "checkInterval", "runners", "serviceAccount"]
     static let runnerPackageKeys = ["version", "aptRepository"]
     static let runnerKeys = ["name", "executor", "runnerType", "projectId", "groupId", "tags", "runUntagged", "locked",
                              "accessLevel", "maximumTimeout", "paused", "image", "privileged", "volumes", "shmSize"]
@@ -19,7 +19,8 @@ extension InventoryReader {
     }
 
     /// `entry` is the `gitlab` key, if the inventory has one; `runnerHosts` the hosts with the role `runner`.
-    mutating func readGitLab(_ entry: Entry?, runnerHosts: [RunnerHost], hostsKey: SourceLocation?) -> GitLabSettings? {
+    mutating func readGitLab(_ entry: Entry?, runnerHosts: [RunnerHost], hostsKey: SourceLocation?,
+                             cluster: ClusterView = ClusterView()) -> GitLabSettings? {
         let names = runnerHosts.compactMap(\.name)
         let listed = names.isEmpty ? "" : " (" + names.joined(separator: ", ") + ")"
         guard let entry else {
@@ -81,11 +82,17 @@ extension InventoryReader {
             case "runners":
                 guard let runners = readRunners(entry) else { valid = false; continue }
                 settings.runners = runners
+            case "serviceAccount": keep(readServiceAccount(entry, cluster: cluster), \.serviceAccount)
             default: break
             }
         }
         if let caFile = fields["caFile"], settings.url.hasPrefix("http://") {
             error("caFile is for a GitLab served over https://, but url is http://", at: caFile.keyLocation)
+            valid = false
+        }
+        if let account = fields["serviceAccount"], fields["token"] == nil {
+            error("serviceAccount publishes its kubeconfig through GitLab's API: gitlab needs token, an access token "
+                  + "with the api scope (Maintainer of the project, Owner of the group)", at: account.keyLocation)
             valid = false
         }
         if !runnerHosts.isEmpty {

@@ -84,7 +84,10 @@ struct InventoryReader {
 
         let runnerHosts = drafts.filter { $0.roles?.contains(.runner) == true }
             .map { RunnerHost(name: $0.name, rolesLocation: $0.rolesLocation) }
-        let gitlab = readGitLab(top["gitlab"], runnerHosts: runnerHosts, hostsKey: top["hosts"]?.keyLocation)
+        let cluster = ClusterView(hasK3sBlock: top["k3s"] != nil, k3s: k3s,
+                                  firstServerAddress: drafts.first { $0.roles?.contains(.server) == true }?.address)
+        let gitlab = readGitLab(top["gitlab"], runnerHosts: runnerHosts, hostsKey: top["hosts"]?.keyLocation,
+                                cluster: cluster)
 
         guard diagnostics.isEmpty else { return nil }
         let hosts = drafts.compactMap { draft -> InventoryHost? in

@@ -5,6 +5,58 @@ public enum GitLabQuery: Hashable, Sendable {
     case verifyRunner(token: String, systemID: String)
     /// GET /api/v4/runners/:id with the inventory's access token.
     case runner(id: Int)
+    /// GET …/variables/:key?filter[environment_scope]=… of a project or group, with the inventory's access token.
+    case variable(owner: VariableOwnerID, key: String, environmentScope: String)
+}
+
+/// A project or a group, by numeric id: whose CI/CD variable.
+public enum VariableOwnerID: Hashable, Sendable, CustomStringConvertible {
+    case project(Int)
+    case group(Int)
+
+    public var description: String {
+        switch self {
+        case .project(let id): "project \(id)"
+        case .group(let id): "group \(id)"
+        }
+    }
+}
+
+/// A CI/CD variable as GitLab has it (or as a step wants it). The value is a secret: `description` leaves it out.
+public struct VariableState: Sendable, Equatable, CustomStringConvertible {
+    public var value: String
+    /// "file" or "env_var".
+    public var variableType: String
+    public var protected: Bool
+    public var masked: Bool
+    public var raw: Bool
+
+    public init(value: String, variableType: String, protected: Bool, masked: Bool, raw: Bool) {
+        self.value = value
+        self.variableType = variableType
+        self.protected = protected
+        self.masked = masked
+        self.raw = raw
+    }
+
+    public var description: String {
+        "\(variableType) variable (\(protected ? "protected" : "not protected"), \(masked ? "masked" : "not masked"), \(raw ? "raw" : "expanded"))"
+    }
+}
+
+/// A variable to create or update; the value never reaches a summary.
+public struct VariableWrite: Sendable, Equatable {
+    public var owner: VariableOwnerID
+    public var key: String
+    public var environmentScope: String
+    public var state: VariableState
+
+    public init(owner: VariableOwnerID, key: String, environmentScope: String, state: VariableState) {
+        self.owner = owner
+        self.key = key
+        self.environmentScope = environmentScope
+        self.state = state
+    }
 }
 
 public enum GitLabAnswer: Sendable, Equatable {
@@ -14,6 +66,8 @@ public enum GitLabAnswer: Sendable, Equatable {
     case invalid
     /// The runner's `status` (online, offline, stale, never_contacted, paused).
     case runner(status: String)
+    /// The variable as GitLab has it; nil when the owner has no such variable in that scope.
+    case variable(VariableState?)
     /// GitLab could not answer (unreachable, 5xx after retries, 401...): the message says why.
     case failed(String)
 }
@@ -58,6 +112,8 @@ public enum GitLabRequest: Sendable, Equatable {
     case registerRunner(RunnerCreation, sharedKey: String)
     /// DELETE /api/v4/runners with the runner's own token: the runner is gone from GitLab.
     case deleteRunner(token: String, description: String)
+    /// POST (create) or PUT (update) a CI/CD variable; its value stays out of every summary.
+    case putVariable(VariableWrite, create: Bool)
 
     /// For plan and -v: never a token.
     public var summary: String {
@@ -65,6 +121,8 @@ public enum GitLabRequest: Sendable, Equatable {
         case .createRunner(let runner, _): "create runner \(runner.description) in GitLab (\(runner.runnerType), tags \(runner.tags.joined(separator: ",")))"
         case .registerRunner(let runner, _): "register runner \(runner.description) with the registration token (deprecated)"
         case .deleteRunner(_, let description): "delete runner \(description) in GitLab"
+        case .putVariable(let variable, let create):
+            "\(create ? "create" : "update") CI/CD variable \(variable.key) (\(variable.state), environment scope \(variable.environmentScope)) of \(variable.owner) in GitLab"
         }
     }
 }

@@ -175,7 +175,7 @@ struct InventoryGitLabTests {
             "/srv/inventory.yaml:8:37: unknown key 'aptRepo' in runnerPackage",
             "/srv/inventory.yaml:9:15: concurrent must be 1 or more, got 0",
             "/srv/inventory.yaml:10:18: checkInterval must be 0 or more, got -1",
-            "/srv/inventory.yaml:11:3: unknown key 'serviceAcount' in gitlab",
+            "/srv/inventory.yaml:11:3: unknown key 'serviceAcount' in gitlab; did you mean 'serviceAccount'?",
             "/srv/inventory.yaml:13:34: runnerType project_type needs projectId, the numeric id of the project the "
                 + "runner serves",
             "/srv/inventory.yaml:13:48: groupId is only for runnerType group_type, and this runner is project_type",
