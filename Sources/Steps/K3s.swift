@@ -10,6 +10,9 @@ public enum K3s {
     public static let installScript = "/usr/local/share/provision/k3s-install.sh"
     public static let configFile = "/etc/rancher/k3s/config.yaml"
     public static let imagesFolder = "/var/lib/rancher/k3s/agent/images"
+    /// Left by k3s-assets when it replaces the binary, removed by k3s-service once k3s has restarted on it: a running
+    /// k3s keeps the old binary, and the install script alone would not restart it.
+    public static let restartPending = "/var/lib/provision/k3s-restart-pending"
 
     /// Disruption groups (`Action.disruptive`): one server out of service at a time; agents by --max-unavailable.
     public static let serversGroup = "k3s-servers"

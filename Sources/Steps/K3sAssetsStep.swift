@@ -59,6 +59,9 @@ public struct K3sAssetsStep: Step {
             stale.append(path)
         }
         if actions.isEmpty { return .ok("k3s binary, images and install script match the airgap folder") }
+        if stale.contains("/usr/local/bin/k3s") {
+            actions.append(.run("mkdir -p \((K3s.restartPending as NSString).deletingLastPathComponent) && touch \(K3s.restartPending)"))
+        }
         return .change(reason: "\(stale.joined(separator: ", ")) missing or different from the airgap folder", actions: actions)
     }
 }

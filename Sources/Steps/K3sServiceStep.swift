@@ -24,8 +24,8 @@ public struct K3sServiceStep: Step {
 
     public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { host.has(.server) || host.has(.agent) }
 
-    /// `<unit> <active> <enabled> stale=<0|1>` for both units (stale: the binary on disk is newer than the running
-    /// process, as after an airgap upgrade); on a server with k3s active, `readyz=` and `node=` (its Ready status).
+    /// `<unit> <active> <enabled> stale=<0|1>` for both units (stale: k3s-assets replaced the binary since k3s last
+    /// restarted through this step, or the binary on disk is newer than the running process); on a server with k3s active, `readyz=` and `node=` (its Ready status).
     public func probe(for host: InventoryHost) -> String {
         var script = """
             now=$(date +%s); bin=$(stat -c %Y /usr/local/bin/k3s 2>/dev/null || echo 0)
@@ -35,6 +35,7 @@ public struct K3sServiceStep: Step {
                 age=$(ps -o etimes= -p "$pid" 2>/dev/null | tr -d ' ')
                 [ -n "$age" ] && [ "$bin" -gt $((now - age + \(Self.staleMargin))) ] && stale=1
               fi
+              [ -e \(K3s.restartPending) ] && stale=1
               echo "$u $(systemctl is-active $u 2>/dev/null) $(systemctl is-enabled $u 2>/dev/null) stale=$stale"
             done
             """
@@ -109,7 +110,7 @@ public struct K3sServiceStep: Step {
         let role = host.has(.server) ? "server" : "agent"
         let source = k3s.isAirgap ? "INSTALL_K3S_SKIP_DOWNLOAD=true" : "INSTALL_K3S_VERSION=\(ShellQuote.quote(k3s.version))"
         let install = Action.run("\(source) INSTALL_K3S_EXEC=\(role) \(force)"
-            + "timeout \(Self.installTimeout) sh \(K3s.installScript)")
+            + "timeout \(Self.installTimeout) sh \(K3s.installScript) && rm -f \(K3s.restartPending)")
         // Restarting a running server: one at a time. Upgrading a running agent: drained first, at most
         // --max-unavailable at once; repairing one (unit stopped or deleted) restarts it in place.
         if host.has(.server) {

@@ -86,10 +86,10 @@ import Templates
             return command
         }
         #expect(try command("s1", installed: nil)
-                == "INSTALL_K3S_VERSION=v1.31.4+k3s1 INSTALL_K3S_EXEC=server timeout 300 sh \(script)")
+                == "INSTALL_K3S_VERSION=v1.31.4+k3s1 INSTALL_K3S_EXEC=server timeout 300 sh \(script) && rm -f \(K3s.restartPending)")
         let upgrade = try command("a1", installed: "v1.30.2+k3s1")
         #expect(upgrade == "INSTALL_K3S_VERSION=v1.31.4+k3s1 INSTALL_K3S_EXEC=agent INSTALL_K3S_FORCE_RESTART=true "
-                + "timeout 300 sh \(script)")
+                + "timeout 300 sh \(script) && rm -f \(K3s.restartPending)")
         #expect(!upgrade.contains("secret-token"))
     }
 

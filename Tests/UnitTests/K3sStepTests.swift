@@ -81,7 +81,7 @@ import Templates
         let upgrade = try step.decide(try context(inventory, "s1", probe: running, facts: facts("v1.30.2+k3s1")))
         #expect(upgrade.reason == "k3s v1.30.2+k3s1 installed, inventory wants v1.31.4+k3s1")
         #expect(upgrade.actions == [.disruptive(group: K3s.serversGroup),
-                                    .run("INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_EXEC=server INSTALL_K3S_FORCE_RESTART=true timeout 300 sh /usr/local/share/provision/k3s-install.sh"),
+                                    .run("INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_EXEC=server INSTALL_K3S_FORCE_RESTART=true timeout 300 sh /usr/local/share/provision/k3s-install.sh && rm -f /var/lib/provision/k3s-restart-pending"),
                                     .awaitConvergence(timeout: K3sServiceStep.readyTimeout)])
     }
 
@@ -90,7 +90,11 @@ import Templates
         let probe = "k3s inactive disabled stale=0\nk3s-agent active enabled stale=1"
         let decision = try K3sServiceStep().decide(try context(try inventory(), "a1", probe: probe, facts: facts("v1.31.4+k3s1")))
         #expect(decision.reason == "k3s-agent.service still runs the k3s binary that was replaced; it must restart on v1.31.4+k3s1")
-        #expect(decision.actions.contains(.run("INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_EXEC=agent INSTALL_K3S_FORCE_RESTART=true timeout 300 sh /usr/local/share/provision/k3s-install.sh")))
+        #expect(decision.actions.contains(.run("INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_EXEC=agent INSTALL_K3S_FORCE_RESTART=true timeout 300 sh /usr/local/share/provision/k3s-install.sh && rm -f /var/lib/provision/k3s-restart-pending")))
+    }
+
+    @Test func aRestartLeftPendingByTheAssetsStepCountsAsAStaleProcess() throws {
+        #expect(K3sServiceStep().probe(for: try #require(try inventory().host(named: "a1"))).contains("[ -e /var/lib/provision/k3s-restart-pending ] && stale=1"))
     }
 
     @Test func aRunningAgentIsDrainedOnTheFirstServerBeforeItsUpgradeAndUncordonedAfter() throws {
