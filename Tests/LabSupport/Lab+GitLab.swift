@@ -107,11 +107,20 @@ extension Lab {
         try gitlabControl("GET", "/log").object()["entries"] as? [[String: Any]] ?? []
     }
 
-    private func curlOption(_ name: String, _ value: String) -> String {
+    private func curlOption(_ name: String, _ value: String) -> String { Curl.option(name, value) }
+
+    private func curl(_ config: [String]) throws -> GitLabReply { try Curl.perform(config) }
+}
+
+/// curl with its options on stdin (`--config -`), so no token is ever on a command line.
+public enum Curl {
+    /// One line of a curl config file, the value quoted.
+    public static func option(_ name: String, _ value: String) -> String {
         name + " = \"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 
-    private func curl(_ config: [String]) throws -> GitLabReply {
+    /// Runs curl with `config` and splits its answer into status, headers and body.
+    public static func perform(_ config: [String]) throws -> GitLabReply {
         let result = try run("curl", ["--silent", "--show-error", "--include", "--config", "-"],
                              stdin: config.joined(separator: "\n") + "\n")
         guard result.status == 0 else { throw LabError.commandFailed(command: "curl", output: result) }

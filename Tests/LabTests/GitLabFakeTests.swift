@@ -281,19 +281,7 @@ final class FakeGitLab: @unchecked Sendable {
     private let process = Process()
     private let stdin = Pipe()   // held open for our lifetime: when the test process dies, the fake exits
 
-    struct Reply {
-        let status: Int
-        let headers: [String: String]
-        let body: String
-
-        func object() throws -> [String: Any] {
-            try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any], "\(body)")
-        }
-
-        func array() throws -> [[String: Any]] {
-            try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]], "\(body)")
-        }
-    }
+    typealias Reply = GitLabReply
 
     init(directory: String, seeded: Bool = false) throws {
         self.directory = directory
@@ -401,28 +389,7 @@ final class FakeGitLab: @unchecked Sendable {
         return (try #require(fields["id"] as? Int), try #require(fields["token"] as? String))
     }
 
-    private func option(_ name: String, _ value: String) -> String {
-        name + " = \"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-    }
+    private func option(_ name: String, _ value: String) -> String { Curl.option(name, value) }
 
-    private func curl(_ config: [String]) throws -> Reply {
-        let result = try run("curl", ["--silent", "--show-error", "--include", "--config", "-"],
-                             stdin: config.joined(separator: "\n") + "\n")
-        guard result.status == 0 else { throw LabError.commandFailed(command: "curl", output: result) }
-        // --include puts every header block first (a 100 Continue included); the last one is the answer's.
-        var rest = Substring(result.stdout)
-        var head = Substring("")
-        while rest.hasPrefix("HTTP/"), let end = rest.range(of: "\r\n\r\n") {
-            head = rest[..<end.lowerBound]
-            rest = rest[end.upperBound...]
-        }
-        let lines = head.components(separatedBy: "\r\n")
-        let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
-        var headers: [String: String] = [:]
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        return Reply(status: status, headers: headers, body: String(rest))
-    }
+    private func curl(_ config: [String]) throws -> Reply { try Curl.perform(config) }
 }
