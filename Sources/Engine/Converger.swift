@@ -134,7 +134,9 @@ public struct Converger: Sendable {
                     let context: StepContext
                     (outcome, context) = try await converge(step, host: host, connection: &connection, facts: &facts,
                                                             probes: &probes)
-                    if outcome.status.converged { await share(step.shares(context)) }
+                    // A plan shares what the host has now (a token already there), so later steps' plans compare
+                    // with it rather than reporting a change that only follows from this one.
+                    if outcome.status.converged || settings.mode != .apply { await share(step.shares(context)) }
                 } catch {
                     outcome = StepOutcome(id: step.id, status: .failed, message: Self.describe(error, host: host.name))
                 }

@@ -58,6 +58,9 @@ public struct GitLabAPIGateway: GitLabGateway {
                 _ = try await client.updateVariable(variable, in: Self.owner(write.owner))
             }
             return [:]
+        case .deleteVariable(let owner, let key, let scope):
+            try await client.deleteVariable(key, of: Self.owner(owner), environmentScope: scope)
+            return [:]
         }
     }
 

@@ -28,6 +28,9 @@ public struct ResetPlan: Sendable, Equatable {
     }
 
     public var entries: [Entry]
+    /// The service account's kubeconfig variable in GitLab, when the whole cluster goes: it would point at a cluster
+    /// that no longer exists (the service account goes with the cluster's datastore).
+    public var kubeconfigVariable: GitLabRequest?
 
     /// The k3s hosts named (every k3s host when `names` is empty). Refuses names without a k3s role, and the first
     /// server while other k3s hosts stay: they join it and would be left without a cluster.
@@ -59,6 +62,10 @@ public struct ResetPlan: Sendable, Equatable {
         entries = agents.map { Entry(host: $0, role: .agent, drainOn: drainOn) }
             + joining.map { Entry(host: $0, role: .server, drainOn: drainOn) }
             + last.map { Entry(host: $0, role: .firstServer, drainOn: nil) }
+        if !last.isEmpty, let account = inventory.gitlab?.serviceAccount {
+            kubeconfigVariable = .deleteVariable(owner: GitLabKubeconfigVariableStep.owner(account),
+                                                 key: account.variableKey, environmentScope: account.environmentScope)
+        }
     }
 
     /// What will be removed from which hosts, for the confirmation.
@@ -71,6 +78,9 @@ public struct ResetPlan: Sendable, Equatable {
             text += "  \(entry.host.name) (\(entry.role.rawValue)): \(cluster)run its k3s uninstall script (k3s service, "
                 + "binary, /etc/rancher/k3s, /var/lib/rancher/k3s with its pods' local data); remove provision's "
                 + "k3s files; forget its steps in the journal\n"
+        }
+        if let kubeconfigVariable {
+            text += "  then \(kubeconfigVariable.summary): it holds the kubeconfig of this cluster\n"
         }
         return text
     }
@@ -107,6 +117,24 @@ public struct Reset: Sendable {
         self.pool = pool
         self.journal = journal
         self.report = report
+    }
+
+    /// Deletes the plan's kubeconfig variable in GitLab once every host is reset; nil when done (or nothing to do),
+    /// else why not.
+    public func removeGitLabVariable(_ plan: ResetPlan, outcomes: [ResetOutcome],
+                                     gitlab: (any GitLabGateway)?) async -> String? {
+        guard let request = plan.kubeconfigVariable else { return nil }
+        guard outcomes.allSatisfy(\.succeeded) else {
+            return "not done: \(request.summary), since the cluster is not gone; reset again"
+        }
+        guard let gitlab else { return "not done: \(request.summary): no GitLab access configured" }
+        do {
+            _ = try await gitlab.perform(request)
+            report("GitLab: \(request.summary): done")
+            return nil
+        } catch {
+            return "\(request.summary) failed: \(error); delete it in GitLab (Settings > CI/CD > Variables) or reset again"
+        }
     }
 
     public func run(_ plan: ResetPlan) async -> [ResetOutcome] {

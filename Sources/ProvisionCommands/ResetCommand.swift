@@ -10,7 +10,8 @@ struct ResetCommand: AsyncParsableCommand {
         commandName: "reset",
         abstract: "Remove k3s from hosts: drain and delete their nodes, run the k3s uninstall script, forget their steps.",
         discussion: "Agents go first, then joining servers, the first server last, and the first server only with "
-            + "every other k3s host. It asks \"Type 'yes'\" on a terminal; without a terminal it needs --yes. "
+            + "every other k3s host; when the whole cluster goes, the service account's kubeconfig variable is "
+            + "deleted in GitLab too. It asks \"Type 'yes'\" on a terminal; without a terminal it needs --yes. "
             + "Exit 0 when every named host was reset, 1 otherwise.")
 
     @OptionGroup var options: HostOptions
@@ -57,8 +58,13 @@ struct ResetCommand: AsyncParsableCommand {
         let reset = Reset(pool: pool, journal: journal) { line in Console.out(line + "\n") }
         let outcomes = await reset.run(plan)
         await pool.closeAll()
+        let redactor = Redactor(secrets: inventory.secrets)
+        let gitlab = plan.kubeconfigVariable == nil ? nil
+            : try GitLabAccess.gateway(for: inventory, redactor: redactor, logger: options.logger(redacting: inventory))
+        let gitlabFailure = await reset.removeGitLabVariable(plan, outcomes: outcomes, gitlab: gitlab)
+        if let gitlabFailure { Console.error("GitLab: " + gitlabFailure) }
         let failed = outcomes.filter { !$0.succeeded }
-        try await journal.finishRun(run.id, status: failed.isEmpty ? .succeeded : .failed)
+        try await journal.finishRun(run.id, status: failed.isEmpty && gitlabFailure == nil ? .succeeded : .failed)
         for outcome in outcomes {
             switch outcome.result {
             case .reset: break
@@ -75,6 +81,6 @@ struct ResetCommand: AsyncParsableCommand {
             }.joined(separator: ", ")
         }
         Console.out(summary + "\n")
-        if !failed.isEmpty { throw ExitCode(1) }
+        if !failed.isEmpty || gitlabFailure != nil { throw ExitCode(1) }
     }
 }

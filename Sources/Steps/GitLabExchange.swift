@@ -114,6 +114,8 @@ public enum GitLabRequest: Sendable, Equatable {
     case deleteRunner(token: String, description: String)
     /// POST (create) or PUT (update) a CI/CD variable; its value stays out of every summary.
     case putVariable(VariableWrite, create: Bool)
+    /// DELETE a CI/CD variable (in one environment scope); one already gone is fine.
+    case deleteVariable(owner: VariableOwnerID, key: String, environmentScope: String)
 
     /// For plan and -v: never a token.
     public var summary: String {
@@ -123,6 +125,8 @@ public enum GitLabRequest: Sendable, Equatable {
         case .deleteRunner(_, let description): "delete runner \(description) in GitLab"
         case .putVariable(let variable, let create):
             "\(create ? "create" : "update") CI/CD variable \(variable.key) (\(variable.state), environment scope \(variable.environmentScope)) of \(variable.owner) in GitLab"
+        case .deleteVariable(let owner, let key, let scope):
+            "delete CI/CD variable \(key) (environment scope \(scope)) of \(owner) in GitLab"
         }
     }
 }

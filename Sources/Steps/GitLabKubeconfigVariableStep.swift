@@ -21,7 +21,10 @@ public struct GitLabKubeconfigVariableStep: Step {
 
     public func probe(for host: InventoryHost) -> String { "true" }
 
-    var owner: VariableOwnerID {
+    var owner: VariableOwnerID { Self.owner(account) }
+
+    /// The project or group whose variable holds the kubeconfig.
+    public static func owner(_ account: ServiceAccountSettings) -> VariableOwnerID {
         if let project = account.projectId { return .project(project) }
         return .group(account.groupId ?? 0)
     }

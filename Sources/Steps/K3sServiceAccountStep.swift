@@ -33,7 +33,28 @@ public struct K3sServiceAccountStep: Step {
             + "echo '@@account'; k3s kubectl -n \(namespace) get serviceaccount \(ShellQuote.quote(account.name)) -o json 2>&1; "
             + "echo '@@binding'; k3s kubectl get clusterrolebinding \(ShellQuote.quote(account.bindingName)) -o json 2>&1; "
             + "echo '@@secret'; k3s kubectl -n \(namespace) get secret \(ShellQuote.quote(account.secretName)) -o json 2>&1; "
+            + "echo '@@can-i'; \(canIProbe) "
             + "fi; true"
+    }
+
+    /// The API server's answer to `auth can-i` asked with the Secret's own token, the way a CI job will ask: the
+    /// token goes from kubectl through base64 into a shell variable and a 0600 kubeconfig that is removed at once,
+    /// never onto a command line. Nothing is printed while the Secret has no token yet.
+    var canIProbe: String {
+        let secret = ShellQuote.quote(account.secretName)
+        let kubeconfig = "apiVersion: v1\\nkind: Config\\nclusters:\\n- name: c\\n  cluster:\\n    server: https://127.0.0.1:6443\\n"
+            + "    certificate-authority: /var/lib/rancher/k3s/server/tls/server-ca.crt\\nusers:\\n- name: u\\n  user:\\n    token: %s\\n"
+            + "contexts:\\n- name: c\\n  context:\\n    cluster: c\\n    user: u\\ncurrent-context: c\\n"
+        let question = canIQuestion.map(ShellQuote.quote).joined(separator: " ")
+        return "(umask 077; t=$(k3s kubectl -n \(ShellQuote.quote(account.namespace)) get secret \(secret) -o 'jsonpath={.data.token}' 2>/dev/null | base64 -d 2>/dev/null); "
+            + "[ -n \"$t\" ] || exit 0; f=$(mktemp) || exit 0; trap 'rm -f \"$f\"' EXIT; "
+            + "printf '\(kubeconfig)' \"$t\" > \"$f\"; k3s kubectl --kubeconfig \"$f\" auth can-i \(question) 2>&1); "
+    }
+
+    /// What the token is asked: everything for cluster-admin; for another role, whether it may read pods in its
+    /// namespace, where "no" is also an answer (the token was accepted; the role decides).
+    var canIQuestion: [String] {
+        account.clusterRole == "cluster-admin" ? ["*", "*"] : ["get", "pods", "-n", account.namespace]
     }
 
     /// One object as kubectl printed it: the JSON, or that it is missing, or kubectl's error.
@@ -60,6 +81,8 @@ public struct K3sServiceAccountStep: Step {
         var account: Found = .missing
         var binding: Found = .missing
         var secret: Found = .missing
+        /// `auth can-i`'s last line when asked with the token ("yes", "no" or an error); nil when not asked.
+        var canI: String?
     }
 
     static func read(_ output: String) -> Probe {
@@ -73,8 +96,9 @@ public struct K3sServiceAccountStep: Step {
                 sections[name, default: ""] += line + "\n"
             }
         }
+        let canI = sections["can-i"]?.split(separator: "\n").last.map { $0.trimmingCharacters(in: .whitespaces) }
         return Probe(account: found(sections["account"]), binding: found(sections["binding"]),
-                     secret: found(sections["secret"]))
+                     secret: found(sections["secret"]), canI: canI)
     }
 
     static func found(_ text: String?) -> Found {
@@ -148,6 +172,16 @@ public struct K3sServiceAccountStep: Step {
             }
         default: problems.append("token secret \(account.namespace)/\(account.secretName) is missing")
         }
+        if problems.isEmpty, let answer = probe.canI, answer != "yes", !(answer == "no" && canIQuestion != ["*", "*"]) {
+            let asked = "kubectl auth can-i \(canIQuestion.joined(separator: " ")) with its token"
+            if answer == "no" {
+                problems.append("\(asked) says no although it is bound to cluster-admin")
+            } else {
+                // A token the API server rejects (the Secret was edited, or the signing key changed): make it again.
+                problems.append("\(asked) fails: \(answer)")
+                deletions.append("k3s kubectl -n \(ShellQuote.quote(account.namespace)) delete secret \(ShellQuote.quote(account.secretName))")
+            }
+        }
         if !problems.isEmpty {
             let file = Self.manifest
             return .change(reason: problems.joined(separator: "; "),
@@ -164,8 +198,11 @@ public struct K3sServiceAccountStep: Step {
     }
 
     public func shares(_ context: StepContext) -> [String: String] {
+        let probe = Self.read(context.probe)
+        // Not a token that decide() would replace (wrong Secret type, rejected by the API server).
         guard context.inventory.firstServer?.name == context.host.name,
-              case .object(_, let secret?) = Self.read(context.probe).secret,
+              case .object(_, let secret?) = probe.secret, secret.type == Self.secretType,
+              probe.canI.map({ ["yes", "no"].contains($0) }) ?? true,
               let token = secret.token, let ca = secret.ca else { return [:] }
         return [Self.tokenKey: token, Self.caKey: ca]
     }

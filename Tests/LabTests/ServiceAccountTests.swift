@@ -98,6 +98,13 @@ import Testing
             #expect(try variableWrites(lab) == before + ["PUT /api/v4/projects/200/variables/KUBECONFIG"])
             let restored = try #require(try kubeconfigVariables(lab).first)
             #expect(restored["value"] as? String == value && restored["protected"] as? Bool == true)
+
+            // The whole cluster goes: so does the variable that points at it.
+            let reset = try run(Repo.provisionBinary, ["reset", cluster.inventory, "--yes"], environment: environment)
+            #expect(reset.status == 0, "\(reset.stdout)\(reset.stderr)")
+            #expect(reset.stderr.contains("then delete CI/CD variable KUBECONFIG (environment scope *) of project 200 in GitLab"), "\(reset.stderr)")
+            #expect(reset.stdout.contains("GitLab: delete CI/CD variable KUBECONFIG (environment scope *) of project 200 in GitLab: done"), "\(reset.stdout)")
+            #expect(try kubeconfigVariables(lab).isEmpty)
         }
     }
 }

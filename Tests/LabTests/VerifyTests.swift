@@ -79,4 +79,84 @@ import Testing
             #expect(!failing(afterEdit["lab-2"]).contains("ssh"))
         }
     }
+
+    /// The quickstart's classic lab: lab-1 server, lab-2 agent + Docker + a runner, lab-3 agent, the GitLab service
+    /// account and its KUBECONFIG variable. Green after apply; then one break at a time fails exactly its check (and
+    /// "no drift", since apply would repair it), and an apply puts it back.
+    @Test func theClassicLabPassesAndEachBreakInGitLabOrTheClusterFailsExactlyItsCheck() async throws {
+        try await withLab(hosts: 3) { lab in
+            let cluster = try K3sCluster(lab)
+            var text = try String(contentsOfFile: cluster.inventory, encoding: .utf8)
+            let lab2 = "{name: lab-2, address: \(lab.hosts[1].address), roles: ["
+            text = text.replacingOccurrences(of: lab2 + "agent]}", with: lab2 + "agent, runner]}")
+            text = text.replacingOccurrences(of: "\nhosts:\n", with: """
+
+                docker: {package: docker.io}
+                gitlab:
+                  url: \(lab.gitlabURL)
+                  token: "${env:LAB_GITLAB_TOKEN}"
+                  runnerPackage: {version: 17.7.1, aptRepository: \(lab.runnerRepositoryURL)}
+                  serviceAccount: {projectId: 200}
+                  runners:
+                    - {name: shell, projectId: 200, executor: shell, tags: [lab]}
+                hosts:
+
+                """)
+            #expect(text.contains("roles: [agent, runner]"), "\(text)")
+            let inventory = lab.directory + "/classic.yaml"
+            try text.write(toFile: inventory, atomically: true, encoding: .utf8)
+            var environment = cluster.environment
+            environment["LAB_GITLAB_TOKEN"] = try lab.gitlabToken("project-bot")
+            func provision(_ arguments: [String]) throws -> ProcessOutput {
+                try run(Repo.provisionBinary, arguments, environment: environment)
+            }
+            let report = lab.directory + "/verify.xml"
+            /// Verify must fail exactly `expected` (host → its failing checks).
+            func expectBroken(_ expected: [String: [String]], _ location: SourceLocation = #_sourceLocation) throws {
+                let result = try provision(["verify", inventory, "--junit", report])
+                #expect(result.status == 1, "\(result.stdout)\(result.stderr)", sourceLocation: location)
+                let failed = try suites(report).mapValues(failing).filter { !$0.value.isEmpty }
+                #expect(failed == expected, "\(result.stdout)", sourceLocation: location)
+            }
+            func repair() throws {
+                let applied = try provision(["apply", inventory])
+                #expect(applied.status == 0, "\(applied.stdout)\(applied.stderr)")
+            }
+
+            try repair()
+            let green = try provision(["verify", inventory, "--junit", report])
+            #expect(green.status == 0, "\(green.stdout)\(green.stderr)")
+            let passing = try suites(report)
+            #expect(passing.keys.sorted() == ["lab-1", "lab-2", "lab-3"])
+            #expect(passing.values.allSatisfy { failing($0).isEmpty }, "\(green.stdout)")
+            for check in ["docker", "gitlab-runner-package", "gitlab-runner-registration"] {
+                #expect(passing["lab-2"]?[check] == false, "lab-2 lacks \(check): \(passing["lab-2"] ?? [:])")
+            }
+            for check in ["k3s-service-account", "gitlab-kubeconfig-variable", "no-extra-node"] {
+                #expect(passing["lab-1"]?[check] == false, "lab-1 lacks \(check): \(passing["lab-1"] ?? [:])")
+            }
+
+            // The runner is deleted in GitLab.
+            let runner = try #require((try lab.gitlabState()["runners"] as? [[String: Any]])?.first?["id"] as? Int)
+            try lab.deleteGitLabRunner(id: runner)
+            try expectBroken(["lab-2": ["gitlab-runner-registration", "no-drift"]])
+            try repair()
+
+            // Someone changes the KUBECONFIG variable in GitLab.
+            let edited = try lab.gitlabAPI("PUT", "/projects/200/variables/KUBECONFIG", token: "project-bot",
+                                           form: ["value=apiVersion: v1"])
+            #expect(edited.status == 200)
+            try expectBroken(["lab-1": ["gitlab-kubeconfig-variable", "no-drift"]])
+            try repair()
+
+            // Someone deletes the ClusterRoleBinding.
+            _ = try lab.exec("lab-1", "k3s kubectl delete clusterrolebinding gitlab-admin")
+            try expectBroken(["lab-1": ["k3s-service-account", "no-drift"]])
+            try repair()
+
+            // After the repairs, all green again.
+            let again = try provision(["verify", inventory, "--junit", report])
+            #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+        }
+    }
 }

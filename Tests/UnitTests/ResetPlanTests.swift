@@ -3,6 +3,7 @@ import Testing
 @testable import Engine
 import Inventory
 import SSHTransport
+import Steps
 
 /// `provision reset` decides its order and refusals from the inventory alone, and reads kubectl's answers.
 @Suite struct ResetPlanTests {
@@ -37,6 +38,22 @@ import SSHTransport
         #expect(plan.entries.map { $0.drainOn?.name } == ["s1", "s1", "s1"])
         #expect(plan.summary.contains("a1 (agent): drain node node-a1 and delete it from the cluster (on s1)"))
         #expect(plan.summary.hasPrefix("k3s will be removed from 3 host(s):\n"))
+    }
+
+    @Test func theKubeconfigVariableGoesOnlyWithTheWholeCluster() throws {
+        #expect(try ResetPlan(inventory: try inventory(), names: []).kubeconfigVariable == nil)  // no service account
+        let withAccount = try InventoryLoader.parse(yaml: """
+            k3s: {version: v1.31.4+k3s1, token: t}
+            hosts:
+              - {name: s1, address: 10.0.0.1, roles: [server]}
+              - {name: a1, address: 10.0.1.1, roles: [agent]}
+            gitlab: {url: https://gitlab.example.com, token: glpat-x, serviceAccount: {groupId: 7, environmentScope: lab}}
+            """, path: "/srv/lab.yaml", environment: ["HOME": "/root"])
+        let whole = try ResetPlan(inventory: withAccount, names: [])
+        #expect(whole.kubeconfigVariable == .deleteVariable(owner: .group(7), key: "KUBECONFIG", environmentScope: "lab"))
+        #expect(whole.summary.hasSuffix("  then delete CI/CD variable KUBECONFIG (environment scope lab) of group 7 in GitLab: it holds the kubeconfig of this cluster\n"))
+        // An agent leaves a cluster that stays: the variable still points at a working cluster.
+        #expect(try ResetPlan(inventory: withAccount, names: ["a1"]).kubeconfigVariable == nil)
     }
 
     @Test func theFirstServerAloneIsRefusedNamingWhoStays() throws {

@@ -45,8 +45,27 @@ import Testing
             + data + "}"
     }
 
-    static func probe(account: String = account, binding: String = binding(), secret: String = secret()) -> String {
-        "@@account\n\(account)\n@@binding\n\(binding)\n@@secret\n\(secret)\n"
+    static func probe(account: String = account, binding: String = binding(), secret: String = secret(),
+                      canI: String = "yes") -> String {
+        "@@account\n\(account)\n@@binding\n\(binding)\n@@secret\n\(secret)\n@@can-i\n\(canI)\n"
+    }
+
+    @Test func aTokenTheAPIServerRejectsIsMadeAgainAndAClusterAdminThatMayNotIsNamed() throws {
+        let inventory = try inventory()
+        let step = K3sServiceAccountStep(account: try #require(inventory.gitlab?.serviceAccount))
+        // The probe asks with the token from a temporary kubeconfig, never with --token on the command line.
+        #expect(step.probe(for: try #require(inventory.host(named: "s1"))).contains("--kubeconfig \"$f\" auth can-i '*' '*'"))
+        #expect(!step.probe(for: try #require(inventory.host(named: "s1"))).contains("--token"))
+        let rejected = try step.decide(try context(inventory, probe: Self.probe(canI: "error: You must be logged in to the server (Unauthorized)")))
+        #expect(rejected.reason == "kubectl auth can-i * * with its token fails: error: You must be logged in to the server (Unauthorized)")
+        #expect(rejected.actions.dropFirst().first == .run("k3s kubectl -n kube-system delete secret gitlab-token"))
+        // A token about to be replaced is not shared with the variable's plan.
+        #expect(step.shares(try context(inventory, probe: Self.probe(canI: "error: You must be logged in to the server (Unauthorized)"))).isEmpty)
+        let denied = try step.decide(try context(inventory, probe: Self.probe(canI: "no")))
+        #expect(denied.reason == "kubectl auth can-i * * with its token says no although it is bound to cluster-admin")
+        // Not asked yet (no token in the Secret): only the token wait decides.
+        let unasked = "@@account\n\(Self.account)\n@@binding\n\(Self.binding())\n@@secret\n\(Self.secret())\n@@can-i\n"
+        #expect(try step.decide(try context(inventory, probe: unasked)).reason.hasPrefix("service account kube-system/gitlab bound"))
     }
 
     @Test func aNewClusterGetsTheManifestAppliedFromA0600FileThenWaitsForTheToken() throws {
