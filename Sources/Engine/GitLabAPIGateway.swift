@@ -28,7 +28,15 @@ public struct GitLabAPIGateway: GitLabGateway {
                     return .variable(nil)
                 }
                 return .variable(VariableState(value: found.value.revealed, variableType: found.variableType.rawValue,
-                                               protected: found.protected, masked: found.masked, raw: found.raw))
+                                               protected: found.protected, masked: found.masked, raw: found.raw,
+                                               note: found.description))
+            case .clusterAgent(let project, let name):
+                guard let agent = try await client.clusterAgents(project: String(project)).first(where: { $0.name == name }) else {
+                    return .clusterAgent(nil)
+                }
+                let tokens = try await client.clusterAgentTokens(agentID: agent.id, project: String(project))
+                return .clusterAgent(AgentState(id: agent.id, activeTokens: tokens.filter { ($0.status ?? "active") == "active" }
+                    .map { AgentTokenState(id: $0.id, name: $0.name) }))
             }
         } catch {
             return .failed(String(describing: error))
@@ -48,19 +56,41 @@ public struct GitLabAPIGateway: GitLabGateway {
             try await client.deleteRunner(byToken: Secret(token))
             return [:]
         case .putVariable(let write, let create):
-            let variable = CIVariable(key: write.key, value: Secret(write.state.value),
-                                      variableType: VariableType(rawValue: write.state.variableType) ?? .envVariable,
-                                      protected: write.state.protected, masked: write.state.masked,
-                                      raw: write.state.raw, environmentScope: write.environmentScope)
-            if create {
-                _ = try await client.createVariable(variable, in: Self.owner(write.owner))
-            } else {
-                _ = try await client.updateVariable(variable, in: Self.owner(write.owner))
-            }
+            try await put(write, create: create)
+            return [:]
+        case .createClusterAgent(let project, let name):
+            _ = try await client.createClusterAgent(named: name, project: String(project))
+            return [:]
+        case .revokeAgentToken(let project, let agentID, let tokenID, _):
+            try await client.revokeClusterAgentToken(id: tokenID, agentID: agentID, project: String(project))
             return [:]
         case .deleteVariable(let owner, let key, let scope):
             try await client.deleteVariable(key, of: Self.owner(owner), environmentScope: scope)
             return [:]
+        case .publishAgentToken(let publication):
+            // The client's redactor learns the token as it arrives; nothing of it is returned.
+            let token = try await client.createClusterAgentToken(agentID: publication.agentID, project: String(publication.project),
+                                                                 name: publication.tokenName,
+                                                                 description: publication.tokenDescription)
+            var write = publication.variable
+            write.state.value = token.token?.revealed ?? ""
+            write.state.note = AgentTokenPublication.variableDescription(agentName: publication.agentName,
+                                                                                tokenID: token.id)
+            try await put(write, create: publication.createVariable)
+            return [:]
+        }
+    }
+
+    private func put(_ write: VariableWrite, create: Bool) async throws {
+        let variable = CIVariable(key: write.key, value: Secret(write.state.value),
+                                  variableType: VariableType(rawValue: write.state.variableType) ?? .envVariable,
+                                  protected: write.state.protected, masked: write.state.masked,
+                                  raw: write.state.raw, environmentScope: write.environmentScope,
+                                  description: write.state.note)
+        if create {
+            _ = try await client.createVariable(variable, in: Self.owner(write.owner))
+        } else {
+            _ = try await client.updateVariable(variable, in: Self.owner(write.owner))
         }
     }
 

@@ -65,6 +65,7 @@ public enum Verification {
         "docker": "installs Docker at the pinned version, enables and starts it",
         "gitlab-runner-package": "installs the pinned gitlab-runner and starts its service",
         "gitlab-runner-registration": "creates or registers the runners in GitLab again and writes config.toml",
+        "gitlab-agent": "registers the agent in GitLab, or writes a new token of it to its CI/CD variable",
     ]
 
     /// What to check when a step could not even decide (its probe or GitLab answered something unusable).
@@ -72,6 +73,7 @@ public enum Verification {
         "k3s-token": "make k3s.token the cluster's (/var/lib/rancher/k3s/server/token on the first server) or leave it out",
         "gitlab-runner-registration": "check gitlab.url and gitlab.token, and that GitLab answers",
         "gitlab-runner-package": "check gitlab.url and that the host reaches GitLab's apt repository",
+        "gitlab-agent": "check gitlab.token (api scope, Maintainer of the agent's project) and that GitLab answers",
     ]
 
     /// The checks of one host, from its plan report; `inventoryArgument` is the inventory as the user named it (for fixes).

@@ -24,11 +24,14 @@ public struct GitLabSettings: Sendable, Equatable {
     public var runners: [RunnerSettings]
     /// A service account in the cluster whose kubeconfig becomes a CI/CD variable; needs a k3s block.
     public var serviceAccount: ServiceAccountSettings?
+    /// A GitLab agent for Kubernetes registered in a project, its token kept in a CI/CD variable; needs a k3s block.
+    public var agent: AgentSettings?
 
     public init(url: String, caFile: String? = nil, token: String? = nil, runnerToken: String? = nil,
                 registrationToken: String? = nil, timeout: Double = GitLabSettings.defaultTimeout,
                 runnerPackage: RunnerPackageSettings? = nil, concurrent: Int = 1, checkInterval: Int = 0,
-                runners: [RunnerSettings] = [], serviceAccount: ServiceAccountSettings? = nil) {
+                runners: [RunnerSettings] = [], serviceAccount: ServiceAccountSettings? = nil,
+                agent: AgentSettings? = nil) {
         self.url = url
         self.caFile = caFile
         self.token = token
@@ -40,6 +43,7 @@ public struct GitLabSettings: Sendable, Equatable {
         self.checkInterval = checkInterval
         self.runners = runners
         self.serviceAccount = serviceAccount
+        self.agent = agent
     }
 
     /// The runner whose `name` is `name`.
@@ -173,4 +177,21 @@ public struct ServiceAccountSettings: Sendable, Equatable {
     public var bindingName: String { name + "-admin" }
     /// The long-lived token Secret (Kubernetes ≥ 1.24 creates none by itself).
     public var secretName: String { name + "-token" }
+}
+
+/// `gitlab.agent`: a GitLab agent for Kubernetes (cluster_agents API) in one project, and the masked CI/CD variable of
+/// that project that holds one of its tokens (installing agentk with it is left to the user).
+public struct AgentSettings: Sendable, Equatable {
+    public var name: String
+    /// `agent.projectId`, else `serviceAccount.projectId`: agents belong to a project, never to a group.
+    public var projectId: Int
+    public var variableKey: String
+    public var environmentScope: String
+
+    public init(name: String, projectId: Int, variableKey: String = "GITLAB_AGENT_TOKEN", environmentScope: String = "*") {
+        self.name = name
+        self.projectId = projectId
+        self.variableKey = variableKey
+        self.environmentScope = environmentScope
+    }
 }

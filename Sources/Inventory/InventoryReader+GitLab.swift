@@ -3,7 +3,7 @@ import Yams
 // Reading the `gitlab` block: the GitLab, its tokens, the gitlab-runner package and the runners.
 extension InventoryReader {
     static let gitlabKeys = ["url", "caFile", "token", "runnerToken", "registrationToken", "timeout", "runnerPackage",
-                             "concurrent", "checkInterval", "runners", "serviceAccount"]
+                             "concurrent", "checkInterval", "runners", "serviceAccount", "agent"]
     static let runnerPackageKeys = ["version", "aptRepository"]
     static let runnerKeys = ["name", "executor", "runnerType", "projectId", "groupId", "tags", "runUntagged", "locked",
                              "accessLevel", "maximumTimeout", "paused", "image", "privileged", "volumes", "shmSize"]
@@ -86,6 +86,11 @@ extension InventoryReader {
             default: break
             }
         }
+        // After the loop: the agent's project defaults to the service account's, wherever that is written.
+        if let agent = fields["agent"] {
+            keep(readAgent(agent, account: settings.serviceAccount, accountEntry: fields["serviceAccount"],
+                           hasK3sBlock: cluster.hasK3sBlock), \.agent)
+        }
         if let caFile = fields["caFile"], settings.url.hasPrefix("http://") {
             error("caFile is for a GitLab served over https://, but url is http://", at: caFile.keyLocation)
             valid = false
@@ -93,6 +98,11 @@ extension InventoryReader {
         if let account = fields["serviceAccount"], fields["token"] == nil {
             error("serviceAccount publishes its kubeconfig through GitLab's API: gitlab needs token, an access token "
                   + "with the api scope (Maintainer of the project, Owner of the group)", at: account.keyLocation)
+            valid = false
+        }
+        if let agent = fields["agent"], fields["token"] == nil {
+            error("agent is registered through GitLab's API: gitlab needs token, an access token with the api scope "
+                  + "(Maintainer of the project)", at: agent.keyLocation)
             valid = false
         }
         if !runnerHosts.isEmpty {

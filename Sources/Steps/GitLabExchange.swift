@@ -7,6 +7,8 @@ public enum GitLabQuery: Hashable, Sendable {
     case runner(id: Int)
     /// GET …/variables/:key?filter[environment_scope]=… of a project or group, with the inventory's access token.
     case variable(owner: VariableOwnerID, key: String, environmentScope: String)
+    /// GET /projects/:id/cluster_agents (the one named `name`), then GET …/:agent_id/tokens (active ones, no values).
+    case clusterAgent(project: Int, name: String)
 }
 
 /// A project or a group, by numeric id: whose CI/CD variable.
@@ -30,13 +32,17 @@ public struct VariableState: Sendable, Equatable, CustomStringConvertible {
     public var protected: Bool
     public var masked: Bool
     public var raw: Bool
+    /// GitLab's `description` of the variable; nil leaves it as it is on an update.
+    public var note: String?
 
-    public init(value: String, variableType: String, protected: Bool, masked: Bool, raw: Bool) {
+    public init(value: String, variableType: String, protected: Bool, masked: Bool, raw: Bool,
+                note: String? = nil) {
         self.value = value
         self.variableType = variableType
         self.protected = protected
         self.masked = masked
         self.raw = raw
+        self.note = note
     }
 
     public var description: String {
@@ -68,8 +74,70 @@ public enum GitLabAnswer: Sendable, Equatable {
     case runner(status: String)
     /// The variable as GitLab has it; nil when the owner has no such variable in that scope.
     case variable(VariableState?)
+    /// The agent and its active tokens; nil when the project has no agent of that name.
+    case clusterAgent(AgentState?)
     /// GitLab could not answer (unreachable, 5xx after retries, 401...): the message says why.
     case failed(String)
+}
+
+/// A GitLab agent for Kubernetes as GitLab has it.
+public struct AgentState: Sendable, Equatable {
+    public var id: Int
+    /// Its active tokens (GitLab lists no revoked ones), oldest first.
+    public var activeTokens: [AgentTokenState]
+
+    public init(id: Int, activeTokens: [AgentTokenState]) {
+        self.id = id
+        self.activeTokens = activeTokens.sorted { $0.id < $1.id }
+    }
+}
+
+/// One of an agent's tokens, without its value (GitLab shows that only once).
+public struct AgentTokenState: Sendable, Equatable {
+    public var id: Int
+    public var name: String
+
+    public init(id: Int, name: String) {
+        self.id = id
+        self.name = name
+    }
+}
+
+/// A new token for an agent, put straight into a CI/CD variable: the token goes from GitLab's answer to the variable
+/// inside the engine's GitLab client, so it is never shared with a step, shown or journaled.
+public struct AgentTokenPublication: Sendable, Equatable {
+    public var project: Int
+    public var agentID: Int
+    public var agentName: String
+    public var tokenName: String
+    public var tokenDescription: String
+    /// The variable to write; its value and description are filled in with the new token and its id.
+    public var variable: VariableWrite
+    /// POST the variable (it is missing) rather than PUT it.
+    public var createVariable: Bool
+
+    public init(project: Int, agentID: Int, agentName: String, tokenName: String, tokenDescription: String,
+                variable: VariableWrite, createVariable: Bool) {
+        self.project = project
+        self.agentID = agentID
+        self.agentName = agentName
+        self.tokenName = tokenName
+        self.tokenDescription = tokenDescription
+        self.variable = variable
+        self.createVariable = createVariable
+    }
+
+    /// The variable's description, which records whose token it holds (GitLab never shows a token again).
+    public static func variableDescription(agentName: String, tokenID: Int) -> String {
+        "token \(tokenID) of GitLab agent \(agentName) (kept by provision)"
+    }
+
+    /// The token id a variable's description records for `agentName`; nil when it records none.
+    public static func tokenID(inVariableDescription description: String?, agentName: String) -> Int? {
+        guard let description, description.hasPrefix("token "),
+              description.hasSuffix(" of GitLab agent \(agentName) (kept by provision)") else { return nil }
+        return Int(description.dropFirst(6).prefix { $0 != " " })
+    }
 }
 
 /// A runner to create in GitLab (POST /api/v4/user/runners), settings that live in GitLab rather than config.toml.
@@ -116,6 +184,12 @@ public enum GitLabRequest: Sendable, Equatable {
     case putVariable(VariableWrite, create: Bool)
     /// DELETE a CI/CD variable (in one environment scope); one already gone is fine.
     case deleteVariable(owner: VariableOwnerID, key: String, environmentScope: String)
+    /// POST /projects/:id/cluster_agents: registers an agent.
+    case createClusterAgent(project: Int, name: String)
+    /// DELETE …/cluster_agents/:agent_id/tokens/:token_id: revokes a token (an agent has at most two active ones).
+    case revokeAgentToken(project: Int, agentID: Int, tokenID: Int, agentName: String)
+    /// A new agent token into a CI/CD variable, in one request so the token never leaves the GitLab client.
+    case publishAgentToken(AgentTokenPublication)
 
     /// For plan and -v: never a token.
     public var summary: String {
@@ -127,6 +201,11 @@ public enum GitLabRequest: Sendable, Equatable {
             "\(create ? "create" : "update") CI/CD variable \(variable.key) (\(variable.state), environment scope \(variable.environmentScope)) of \(variable.owner) in GitLab"
         case .deleteVariable(let owner, let key, let scope):
             "delete CI/CD variable \(key) (environment scope \(scope)) of \(owner) in GitLab"
+        case .createClusterAgent(let project, let name): "register GitLab agent \(name) in project \(project)"
+        case .revokeAgentToken(let project, _, let tokenID, let name):
+            "revoke token \(tokenID) of GitLab agent \(name) in project \(project) (an agent has at most two active tokens)"
+        case .publishAgentToken(let publication):
+            "create a token for GitLab agent \(publication.agentName) and \(publication.createVariable ? "create" : "update") CI/CD variable \(publication.variable.key) (\(publication.variable.state), environment scope \(publication.variable.environmentScope)) of project \(publication.project) with it"
         }
     }
 }

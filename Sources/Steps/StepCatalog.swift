@@ -3,7 +3,7 @@ import Inventory
 /// Every step, in the order the manual procedure does them. New steps are added here.
 public enum StepCatalog {
     /// The steps an inventory asks for (Docker and gitlab-runner only with hosts that have the role runner; k3s steps
-    /// only with a k3s block, the service account with gitlab.serviceAccount too; airgap assets in airgap mode, the downloaded install script otherwise).
+    /// only with a k3s block, the service account with gitlab.serviceAccount too, the GitLab agent with gitlab.agent; airgap assets in airgap mode, the downloaded install script otherwise).
     public static func steps(for inventory: Inventory) -> [any Step] {
         var steps: [any Step] = [BasePackagesStep(), RaspberryPiCgroupsStep(), KernelForwardingStep()]
         if !inventory.hosts(with: .runner).isEmpty {
@@ -16,6 +16,7 @@ public enum StepCatalog {
             if let account = inventory.gitlab?.serviceAccount {
                 steps += [K3sServiceAccountStep(account: account), GitLabKubeconfigVariableStep(account: account)]
             }
+            if let agent = inventory.gitlab?.agent { steps.append(GitLabAgentStep(agent: agent)) }
         }
         return steps
     }

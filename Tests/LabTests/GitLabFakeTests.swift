@@ -198,6 +198,27 @@ import Testing
         #expect(revoked.status == 204)
         #expect(try gitlab.call("POST", "/projects/200/cluster_agents/\(agentID)/tokens", token: "maintainer-api",
                                 form: ["name=three"]).status == 201)
+        // The list shows active tokens only, never a token's value.
+        let listed = try gitlab.call("GET", "/projects/200/cluster_agents/\(agentID)/tokens", token: "maintainer-api")
+        #expect(try listed.array().compactMap { $0["name"] as? String } == ["two", "three"])
+        #expect(!listed.body.contains("glagent-"))
+        let counts = try gitlab.control("GET", "/state").object()["counts"] as? [String: Any]
+        #expect(counts?["agents"] as? Int == 1)
+        #expect(counts?["agent_tokens"] as? Int == 3)
+        #expect(counts?["agent_tokens_active"] as? Int == 2)
+    }
+
+    @Test func agentsAreListedByProjectAndMadeByMaintainers() throws {
+        #expect(try gitlab.call("POST", "/projects/200/cluster_agents", token: "developer-api",
+                                form: ["name=lab"]).status == 403)
+        #expect(try gitlab.call("POST", "/projects/200/cluster_agents", token: "maintainer-api",
+                                form: ["name=lab"]).status == 201)
+        let again = try gitlab.call("POST", "/projects/200/cluster_agents", token: "maintainer-api", form: ["name=lab"])
+        #expect(again.body == #"{"message":"400 Bad request - [\"Name has already been taken\"]"}"#)
+        let agents = try gitlab.call("GET", "/projects/lab%2Fcluster/cluster_agents", token: "developer-api")
+        #expect(agents.status == 200)
+        #expect(try agents.array().compactMap { $0["name"] as? String } == ["lab"])
+        #expect(try (agents.array().first?["config_project"] as? [String: Any])?["id"] as? Int == 200)
     }
 
     // MARK: faults, log, persistence

@@ -1,7 +1,9 @@
+import Engine
 import Foundation
 @testable import GitLab
 import Logging
 import ProvisionBasics
+import Steps
 import Synchronization
 import Testing
 
@@ -274,6 +276,52 @@ private let created = LoopbackHTTPServer.Reply.json(201, #"{"id":9171,"token":"\
         #expect(token.token?.revealed == "glagent-S3cret")
         #expect(lab.server.requests[2].json["description"] as? String == "k3s cluster")
         #expect(!"\(token)".contains("glagent-S3cret"))
+    }
+}
+
+/// The engine's side of the agent step: GitLab's answers become AgentState, and a new token goes straight into the
+/// variable without coming back.
+@Suite struct GitLabAgentGatewayTests {
+    static func handler(_ request: LoopbackHTTPServer.Request) -> LoopbackHTTPServer.Reply {
+        switch (request.method, request.path) {
+        case ("GET", "/api/v4/projects/200/cluster_agents"):
+            .json(200, #"[{"id":2,"name":"other"},{"id":3,"name":"lab"}]"#, headers: [("x-next-page", "")])
+        case ("GET", "/api/v4/projects/200/cluster_agents/3/tokens"):
+            .json(200, #"[{"id":9,"name":"b","status":"active"},{"id":5,"name":"a","status":"active"}]"#,
+                  headers: [("x-next-page", "")])
+        case ("POST", "/api/v4/projects/200/cluster_agents/3/tokens"):
+            .json(201, #"{"id":12,"name":"provision","agent_id":3,"status":"active","token":"glagent-N3wTok3nValue"}"#)
+        case ("PUT", "/api/v4/projects/200/variables/GITLAB_AGENT_TOKEN"):
+            .json(200, #"{"key":"GITLAB_AGENT_TOKEN","value":"glagent-N3wTok3nValue","variable_type":"env_var"}"#)
+        default: .json(404, #"{"message":"404 Not Found"}"#)
+        }
+    }
+
+    @Test func theAgentIsFoundByNameWithItsActiveTokensOldestFirst() async throws {
+        let lab = try Harness(Self.handler)
+        let gateway = GitLabAPIGateway(client: lab.client)
+        #expect(await gateway.answer(.clusterAgent(project: 200, name: "lab"))
+            == .clusterAgent(AgentState(id: 3, activeTokens: [AgentTokenState(id: 5, name: "a"), AgentTokenState(id: 9, name: "b")])))
+        #expect(await gateway.answer(.clusterAgent(project: 200, name: "edge")) == .clusterAgent(nil))
+    }
+
+    @Test func aNewTokenGoesIntoTheVariableWithItsIdAndIsNotReturned() async throws {
+        let lab = try Harness(Self.handler)
+        let gateway = GitLabAPIGateway(client: lab.client)
+        let write = VariableWrite(owner: .project(200), key: "GITLAB_AGENT_TOKEN", environmentScope: "*",
+                                  state: VariableState(value: "", variableType: "env_var", protected: true, masked: true, raw: true))
+        let shared = try await gateway.perform(.publishAgentToken(AgentTokenPublication(
+            project: 200, agentID: 3, agentName: "lab", tokenName: "provision", tokenDescription: "for GITLAB_AGENT_TOKEN",
+            variable: write, createVariable: false)))
+        #expect(shared.isEmpty)
+        let requests = lab.server.requests
+        #expect(requests.map { "\($0.method) \($0.path)" } == ["POST /api/v4/projects/200/cluster_agents/3/tokens",
+                                                               "PUT /api/v4/projects/200/variables/GITLAB_AGENT_TOKEN"])
+        let put = try #require(requests.last)
+        #expect(put.json["value"] as? String == "glagent-N3wTok3nValue")
+        #expect(put.json["masked"] as? Bool == true && put.json["protected"] as? Bool == true)
+        #expect(put.json["description"] as? String == "token 12 of GitLab agent lab (kept by provision)")
+        #expect(put.query["filter[environment_scope]"] == "*")
     }
 }
 

@@ -45,6 +45,8 @@ struct InventoryDocsTests {
             ("gitlab", InventoryReader.gitlabKeys),
             ("runnerPackage", InventoryReader.runnerPackageKeys),
             ("runners", InventoryReader.runnerKeys),
+            ("serviceAccount", InventoryReader.serviceAccountKeys),
+            ("agent", InventoryReader.agentKeys),
             ("hosts", InventoryReader.hostKeys),
           ])
     func table(heading: String, accepted: [String]) {

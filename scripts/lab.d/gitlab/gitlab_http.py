@@ -227,6 +227,7 @@ class Fake:
                        'project_variables': sum(1 for v in variables if v['owner'] == 'project'),
                        'group_variables': sum(1 for v in variables if v['owner'] == 'group'),
                        'agents': len(agents),
+                       'agent_tokens': len(s['agent_tokens']),
                        'agent_tokens_active': sum(1 for t in s['agent_tokens'] if t['status'] == 'active'),
                        'requests': self.seq, 'faults_pending': len(self.faults)},
         }
