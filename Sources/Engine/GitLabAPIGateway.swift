@@ -22,7 +22,13 @@ public struct GitLabAPIGateway: GitLabGateway {
                 case .invalid, .orphaned: return .invalid
                 }
             case .runner(let id):
-                return .runner(status: try await client.runner(id: id).status?.rawValue ?? "never_contacted")
+                let runner = try await client.runner(id: id)
+                let settings = RunnerCreation(
+                    runnerType: runner.runnerType?.rawValue ?? "", description: runner.description ?? "",
+                    tags: runner.tags ?? [], runUntagged: runner.runUntagged ?? true, locked: runner.locked ?? false,
+                    accessLevel: runner.accessLevel?.rawValue ?? "not_protected", maximumTimeout: runner.maximumTimeout,
+                    paused: runner.paused ?? false, maintenanceNote: runner.maintenanceNote ?? "")
+                return .runner(status: runner.status?.rawValue ?? "never_contacted", settings: settings)
             case .variable(let owner, let key, let scope):
                 guard let found = try await client.variable(key, of: Self.owner(owner), environmentScope: scope) else {
                     return .variable(nil)
@@ -63,6 +69,9 @@ public struct GitLabAPIGateway: GitLabGateway {
             return [:]
         case .revokeAgentToken(let project, let agentID, let tokenID, _):
             try await client.revokeClusterAgentToken(id: tokenID, agentID: agentID, project: String(project))
+            return [:]
+        case .updateRunner(let id, let runner):
+            _ = try await client.updateRunner(id: id, settings: Self.settings(runner))
             return [:]
         case .deleteVariable(let owner, let key, let scope):
             try await client.deleteVariable(key, of: Self.owner(owner), environmentScope: scope)

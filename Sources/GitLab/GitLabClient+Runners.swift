@@ -97,6 +97,15 @@ extension GitLabClient {
         return try await send(endpoint, accepting: [404]).status != 404
     }
 
+    /// PUT /runners/:id: the settings GitLab keeps for a runner (tags, run_untagged, paused, locked, access level,
+    /// maximum timeout, description, maintenance note); the runner and its token stay. Needs `manage_runner`.
+    public func updateRunner(id: Int, settings: RunnerSettings) async throws -> Runner {
+        var endpoint = GitLabEndpoint(method: .put, path: "/runners/\(id)", credential: .accessToken(scope: "manage_runner"),
+                                      role: Self.runnerRole)
+        endpoint.body = try json(RunnerCreation(settings: settings), for: endpoint.shown)
+        return try decode(Runner.self, from: try await send(endpoint), of: endpoint)
+    }
+
     /// GET /runners/:id: status, online, tags, description, contacted_at…
     public func runner(id: Int) async throws -> Runner {
         let endpoint = GitLabEndpoint(method: .get, path: "/runners/\(id)", credential: .accessToken(scope: "read_api"),

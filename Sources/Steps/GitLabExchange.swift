@@ -71,7 +71,8 @@ public enum GitLabAnswer: Sendable, Equatable {
     /// GitLab does not know the token any more (403): the runner was deleted.
     case invalid
     /// The runner's `status` (online, offline, stale, never_contacted, paused).
-    case runner(status: String)
+    /// The runner's `status` and, when GitLab said, the settings it keeps for it (tags, paused…).
+    case runner(status: String, settings: RunnerCreation? = nil)
     /// The variable as GitLab has it; nil when the owner has no such variable in that scope.
     case variable(VariableState?)
     /// The agent and its active tokens; nil when the project has no agent of that name.
@@ -141,6 +142,7 @@ public struct AgentTokenPublication: Sendable, Equatable {
 }
 
 /// A runner to create in GitLab (POST /api/v4/user/runners), settings that live in GitLab rather than config.toml.
+/// Also what GitLab says it keeps for an existing runner (GET /runners/:id).
 public struct RunnerCreation: Sendable, Equatable {
     public var runnerType: String
     public var projectID: Int?
@@ -182,6 +184,8 @@ public enum GitLabRequest: Sendable, Equatable {
     case deleteRunner(token: String, description: String)
     /// POST (create) or PUT (update) a CI/CD variable; its value stays out of every summary.
     case putVariable(VariableWrite, create: Bool)
+    /// PUT /api/v4/runners/:id: GitLab's settings of a runner made as the inventory says (the runner stays).
+    case updateRunner(id: Int, RunnerCreation)
     /// DELETE a CI/CD variable (in one environment scope); one already gone is fine.
     case deleteVariable(owner: VariableOwnerID, key: String, environmentScope: String)
     /// POST /projects/:id/cluster_agents: registers an agent.
@@ -199,6 +203,8 @@ public enum GitLabRequest: Sendable, Equatable {
         case .deleteRunner(_, let description): "delete runner \(description) in GitLab"
         case .putVariable(let variable, let create):
             "\(create ? "create" : "update") CI/CD variable \(variable.key) (\(variable.state), environment scope \(variable.environmentScope)) of \(variable.owner) in GitLab"
+        case .updateRunner(let id, let runner):
+            "update runner \(runner.description) (#\(id)) in GitLab (tags \(runner.tags.joined(separator: ",")), run untagged \(runner.runUntagged), \(runner.paused ? "paused" : "not paused"), \(runner.locked ? "locked" : "not locked"), \(runner.accessLevel))"
         case .deleteVariable(let owner, let key, let scope):
             "delete CI/CD variable \(key) (environment scope \(scope)) of \(owner) in GitLab"
         case .createClusterAgent(let project, let name): "register GitLab agent \(name) in project \(project)"

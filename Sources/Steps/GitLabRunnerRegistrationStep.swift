@@ -175,10 +175,26 @@ public struct GitLabRunnerRegistrationStep: Step {
         }
         if !actions.isEmpty { return .change(reason: reasons.isEmpty ? "config.toml differs" : reasons.joined(separator: "; "), actions: actions) }
 
+        // Settings GitLab keeps (tags, paused…) as the inventory says: put right in place, the runner stays.
+        var updates: [Action] = []
+        var differing: [String] = []
+        for (wanted, id, _) in keep {
+            // Only runners provision made: one made by hand (gitlab.runnerToken) keeps what its owner set.
+            guard case .runner(_, let current?)? = context.gitlab[.runner(id: id)],
+                  current.maintenanceNote.hasPrefix(Self.maintenanceNotePrefix) else { continue }
+            let want = Self.creation(wanted, inventory: context.inventory.path)
+            let changes = Self.settingsDifferences(current, want)
+            if !changes.isEmpty {
+                differing.append("runner \(wanted.description) (#\(id)) in GitLab: \(changes.joined(separator: ", "))")
+                updates.append(.gitlab(.updateRunner(id: id, want)))
+            }
+        }
+        if !updates.isEmpty { return .change(reason: differing.joined(separator: "; "), actions: updates) }
+
         // Registered and verified; GitLab should see each runner online once the service has polled it.
         var offline: [String] = []
         for kept in keep {
-            if case .runner(let status)? = context.gitlab[.runner(id: kept.id)], status != "online" {
+            if case .runner(let status, _)? = context.gitlab[.runner(id: kept.id)], status != "online" {
                 offline.append("\(kept.0.description) (\(status))")
             }
         }
@@ -190,13 +206,31 @@ public struct GitLabRunnerRegistrationStep: Step {
         return .ok(keep.isEmpty ? "no runner to register" : "\(names2) registered, verified\(gitlab.token == nil ? "" : " and online")")
     }
 
+    /// What GitLab has that the inventory does not, as "tags a,b (inventory: c)"; the type and the runner's
+    /// project or group cannot change in place and are not compared (a runner is made once, for its scope).
+    static func settingsDifferences(_ current: RunnerCreation, _ wanted: RunnerCreation) -> [String] {
+        var out: [String] = []
+        func list(_ tags: [String]) -> String { tags.isEmpty ? "none" : tags.sorted().joined(separator: ",") }
+        if Set(current.tags) != Set(wanted.tags) { out.append("tags \(list(current.tags)) (inventory: \(list(wanted.tags)))") }
+        if current.runUntagged != wanted.runUntagged { out.append("runUntagged \(current.runUntagged) (inventory: \(wanted.runUntagged))") }
+        if current.paused != wanted.paused { out.append("paused \(current.paused) (inventory: \(wanted.paused))") }
+        if current.locked != wanted.locked { out.append("locked \(current.locked) (inventory: \(wanted.locked))") }
+        if current.accessLevel != wanted.accessLevel { out.append("accessLevel \(current.accessLevel) (inventory: \(wanted.accessLevel))") }
+        if let timeout = wanted.maximumTimeout, current.maximumTimeout != timeout {
+            out.append("maximumTimeout \(current.maximumTimeout.map(String.init) ?? "none") (inventory: \(timeout))")
+        }
+        return out
+    }
+
+    static let maintenanceNotePrefix = "managed by provision"
+
     static func creation(_ wanted: Wanted, inventory: String) -> RunnerCreation {
         let runner = wanted.settings
         return RunnerCreation(runnerType: runner.runnerType.rawValue, projectID: runner.projectId, groupID: runner.groupId,
                               description: wanted.description, tags: runner.tags, runUntagged: runner.runUntagged,
                               locked: runner.locked, accessLevel: runner.accessLevel.rawValue,
                               maximumTimeout: runner.maximumTimeout, paused: runner.paused,
-                              maintenanceNote: "managed by provision (\(inventory))")
+                              maintenanceNote: "\(maintenanceNotePrefix) (\(inventory))")
     }
 
     func render(_ context: StepContext, runners: [(Wanted, id: Int, token: String)], caFile: String?) throws -> String {

@@ -82,7 +82,8 @@ import Testing
         try await withLab(hosts: 1) { lab in
             let socket = lab.directory + "/agent.sock"
             let agent = try Background("/usr/bin/ssh-agent", ["-D", "-a", socket])
-            defer { agent.kill(SIGTERM) }
+            // SIGKILL: a child of Foundation's Process inherits a blocked signal mask and would ignore SIGTERM.
+            defer { agent.kill(SIGKILL) }
             var environment = ProcessInfo.processInfo.environment
             environment["SSH_AUTH_SOCK"] = socket
             for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { try await Task.sleep(for: .milliseconds(20)) }

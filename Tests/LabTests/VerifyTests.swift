@@ -142,6 +142,16 @@ import Testing
             try expectBroken(["lab-2": ["gitlab-runner-registration", "no-drift"]])
             try repair()
 
+            // Someone changes the runner's tags in GitLab: put back in place, the same runner.
+            let recreated = try #require((try lab.gitlabState()["runners"] as? [[String: Any]])?.first?["id"] as? Int)
+            let retagged = try lab.gitlabAPI("PUT", "/runners/\(recreated)", token: "root-api", form: ["tag_list=other"])
+            #expect(retagged.status == 200)
+            try expectBroken(["lab-2": ["gitlab-runner-registration", "no-drift"]])
+            try repair()
+            let runners = try lab.gitlabState()["runners"] as? [[String: Any]] ?? []
+            #expect(runners.count == 1 && runners.first?["id"] as? Int == recreated)
+            #expect(runners.first?["tag_list"] as? [String] == ["lab"])
+
             // Someone changes the KUBECONFIG variable in GitLab.
             let edited = try lab.gitlabAPI("PUT", "/projects/200/variables/KUBECONFIG", token: "project-bot",
                                            form: ["value=apiVersion: v1"])

@@ -72,6 +72,30 @@ import TOMLKit
         #expect(try step.decide(try context(inventory, probe: probe(config), gitlab: answers)) == .ok("r1-docker (#9) registered, verified and online"))
     }
 
+    @Test func tagsOrPausedChangedInGitLabArePutBackInPlaceOnlyForRunnersProvisionMade() throws {
+        let inventory = try inventory()
+        let config = try written(inventory, token: "glrt-kept")
+        let wanted = GitLabRunnerRegistrationStep.creation(
+            try #require(GitLabRunnerRegistrationStep.wanted(try context(inventory, probe: "")).first), inventory: inventory.path)
+        var drifted = wanted
+        drifted.tags = ["docker"]
+        drifted.paused = true
+        var answers: [GitLabQuery: GitLabAnswer] = [.verifyRunner(token: "glrt-kept", systemID: "s_0123456789ab"): .valid(id: 9),
+                                                    .runner(id: 9): .runner(status: "online", settings: drifted)]
+        let update = try step.decide(try context(inventory, probe: probe(config), gitlab: answers))
+        #expect(update.reason == "runner r1-docker (#9) in GitLab: tags docker (inventory: docker,pi), paused true (inventory: false)")
+        #expect(update.actions == [.gitlab(.updateRunner(id: 9, wanted))])
+        // The same tags in another order are the same tags.
+        var reordered = wanted
+        reordered.tags = ["pi", "docker"]
+        answers[.runner(id: 9)] = .runner(status: "online", settings: reordered)
+        #expect(try step.decide(try context(inventory, probe: probe(config), gitlab: answers)) == .ok("r1-docker (#9) registered, verified and online"))
+        // A runner someone made by hand (no provision maintenance note) keeps its settings.
+        drifted.maintenanceNote = "made in the UI"
+        answers[.runner(id: 9)] = .runner(status: "online", settings: drifted)
+        #expect(try step.decide(try context(inventory, probe: probe(config), gitlab: answers)).actions.isEmpty)
+    }
+
     @Test func aRunnerDeletedInGitLabIsCreatedAgainAndABlockNoLongerListedIsDeleted() throws {
         let inventory = try inventory()
         let config = try written(inventory, token: "glrt-gone")
