@@ -8,20 +8,7 @@ import Testing
     /// The 1-host k3s cluster's inventory with the service account and the agent on its project.
     func inventory(_ lab: Lab) throws -> (K3sCluster, [String: String]) {
         let cluster = try K3sCluster(lab)
-        var text = try String(contentsOfFile: cluster.inventory, encoding: .utf8)
-        text = text.replacingOccurrences(of: "\nhosts:\n", with: """
-
-            gitlab:
-              url: \(lab.gitlabURL)
-              token: "${env:LAB_GITLAB_TOKEN}"
-              agent: {name: lab}
-              serviceAccount: {projectId: 200}
-            hosts:
-
-            """)
-        try text.write(toFile: cluster.inventory, atomically: true, encoding: .utf8)
-        var environment = cluster.environment
-        environment["LAB_GITLAB_TOKEN"] = try lab.gitlabToken("project-bot")
+        let environment = try cluster.addGitLab("  agent: {name: lab}\n  serviceAccount: {projectId: 200}\n")
         return (cluster, environment)
     }
 

@@ -39,6 +39,23 @@ struct K3sCluster {
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
     }
 
+    /// Puts a `gitlab:` block for the lab's fake GitLab (url, the project-bot token from the environment, then
+    /// `settings`, lines indented by two) and the `blocks` before it ahead of `hosts:` in the inventory; returns the
+    /// environment that token comes from.
+    func addGitLab(_ settings: String, blocks: String = "") throws -> [String: String] {
+        var text = try String(contentsOfFile: inventory, encoding: .utf8)
+        text = text.replacingOccurrences(of: "\nhosts:\n", with: "\n" + blocks + """
+            gitlab:
+              url: \(lab.gitlabURL)
+              token: "${env:LAB_GITLAB_TOKEN}"
+
+            """ + settings + "hosts:\n")
+        try text.write(toFile: inventory, atomically: true, encoding: .utf8)
+        var environment = self.environment
+        environment["LAB_GITLAB_TOKEN"] = try lab.gitlabToken("project-bot")
+        return environment
+    }
+
     /// node name → status of its Ready condition, as kubectl on the server lists them.
     func nodes() throws -> [String: String] {
         let out = try lab.exec("lab-1", "k3s kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}'")

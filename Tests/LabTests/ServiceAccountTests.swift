@@ -8,19 +8,7 @@ import Testing
     /// The k3s cluster's inventory (lab-1 server, lab-2 agent) with a gitlab block that asks for the service account.
     func inventory(_ lab: Lab) throws -> (K3sCluster, [String: String]) {
         let cluster = try K3sCluster(lab)
-        var text = try String(contentsOfFile: cluster.inventory, encoding: .utf8)
-        text = text.replacingOccurrences(of: "\nhosts:\n", with: """
-
-            gitlab:
-              url: \(lab.gitlabURL)
-              token: "${env:LAB_GITLAB_TOKEN}"
-              serviceAccount: {projectId: 200}
-            hosts:
-
-            """)
-        try text.write(toFile: cluster.inventory, atomically: true, encoding: .utf8)
-        var environment = cluster.environment
-        environment["LAB_GITLAB_TOKEN"] = try lab.gitlabToken("project-bot")
+        let environment = try cluster.addGitLab("  serviceAccount: {projectId: 200}\n")
         return (cluster, environment)
     }
 

@@ -89,24 +89,16 @@ import Testing
             var text = try String(contentsOfFile: cluster.inventory, encoding: .utf8)
             let lab2 = "{name: lab-2, address: \(lab.hosts[1].address), roles: ["
             text = text.replacingOccurrences(of: lab2 + "agent]}", with: lab2 + "agent, runner]}")
-            text = text.replacingOccurrences(of: "\nhosts:\n", with: """
-
-                docker: {package: docker.io}
-                gitlab:
-                  url: \(lab.gitlabURL)
-                  token: "${env:LAB_GITLAB_TOKEN}"
+            #expect(text.contains("roles: [agent, runner]"), "\(text)")
+            try text.write(toFile: cluster.inventory, atomically: true, encoding: .utf8)
+            let environment = try cluster.addGitLab("""
                   runnerPackage: {version: 17.7.1, aptRepository: \(lab.runnerRepositoryURL)}
                   serviceAccount: {projectId: 200}
                   runners:
                     - {name: shell, projectId: 200, executor: shell, tags: [lab]}
-                hosts:
 
-                """)
-            #expect(text.contains("roles: [agent, runner]"), "\(text)")
-            let inventory = lab.directory + "/classic.yaml"
-            try text.write(toFile: inventory, atomically: true, encoding: .utf8)
-            var environment = cluster.environment
-            environment["LAB_GITLAB_TOKEN"] = try lab.gitlabToken("project-bot")
+                """, blocks: "docker: {package: docker.io}\n")
+            let inventory = cluster.inventory
             func provision(_ arguments: [String]) throws -> ProcessOutput {
                 try run(Repo.provisionBinary, arguments, environment: environment)
             }
