@@ -121,8 +121,9 @@ public struct Converger: Sendable {
                     await board.finish(host: host.name, step: step.id, converged: false)
                     continue
                 }
-                // Having waited for other hosts, read this one again: what it reported before may be stale.
-                if settings.mode == .apply && !step.waitsFor.isEmpty {
+                // Another host changed something this step waited for (the server came up, agents joined): what
+                // this host reported before may be stale, so read it again. A converged re-run skips this.
+                if settings.mode == .apply, await awaitedChange(step, on: host) {
                     (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
                     lastFacts = facts
                 }
@@ -145,7 +146,8 @@ public struct Converger: Sendable {
                 walk.add(outcome)
                 await record(outcome, host: host.name, startedAt: startedAt)
                 await progress.stepFinished(host.name, outcome: outcome)
-                await board.finish(host: host.name, step: step.id, converged: outcome.status.converged)
+                await board.finish(host: host.name, step: step.id, converged: outcome.status.converged,
+                                   changed: outcome.status == .changed)
             }
         } catch {
             walk.error = Self.describe(error, host: host.name)
@@ -197,6 +199,16 @@ public struct Converger: Sendable {
             }
         }
         return nil
+    }
+
+    /// Whether a step `step` waited for on another host changed that host (they have all finished by now).
+    private func awaitedChange(_ step: any Step, on host: InventoryHost) async -> Bool {
+        for dependency in step.waitsFor {
+            for other in resolve(dependency.on, for: host) where other != host.name {
+                if await board.changed(host: other, step: dependency.step) { return true }
+            }
+        }
+        return false
     }
 
     /// The hosts of this run a dependency names; a host outside the run (`--host`) is not waited for.
