@@ -543,30 +543,29 @@ def bench_upload(lab, tools, work, inventory, bundle, env, venv, args):
 
 # ------------------------------------------------------------------------------------------------ report
 
+def side_by_side(out, results, title, key, labels):
+    """One table of the four tools per size: medians, spread, connections and commands, provision's ratio."""
+    out += [f'### {title}', '',
+            '| hosts | tool | median ms | min–max ms | SSH connections / host | commands / host | ratio provision / tool |',
+            '|---:|---|---:|---:|---:|---:|---:|']
+    for r in results:
+        for label in ('provision', 'floor', 'ansible', 'pyinfra'):
+            med, spread = fmt(r[key][label])
+            conns, cmds = r[key + '_counts'][label]
+            out.append(f'| {r["n"]} | {labels[label]} | {med} | {spread} | {conns:.2f} | {cmds:.2f} | '
+                       f'{"" if label == "provision" else ratio(r[key]["provision"], r[key][label])} |')
+
+
 def report(results, args, command):
     uname = os.uname().release
     mem = next(int(l.split()[1]) for l in open('/proc/meminfo') if l.startswith('MemTotal:')) / 1048576
     out = [f'Machine: {os.cpu_count()} cores (shared by the tools and the lab hosts), {mem:.0f} GiB RAM, kernel {uname}; '
            f'{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; {args.runs} runs per tool, alternating; command: '
-           f'`{command}`', '',
-           '### No-op converge (everything already converged; every tool must report 0 changes)', '',
-           '| hosts | tool | median ms | min–max ms | SSH connections / host | commands / host | ratio provision / tool |',
-           '|---:|---|---:|---:|---:|---:|---:|']
-    for r in results:
-        for label in ('provision', 'floor', 'ansible', 'pyinfra'):
-            med, spread = fmt(r['noop'][label])
-            conns, cmds = r['noop_counts'][label]
-            out.append(f'| {r["n"]} | {LABELS[label]} | {med} | {spread} | {conns:.2f} | {cmds:.2f} | '
-                       f'{"" if label == "provision" else ratio(r["noop"]["provision"], r["noop"][label])} |')
-    out += ['', '### Facts', '',
-            '| hosts | tool | median ms | min–max ms | SSH connections / host | commands / host | ratio provision / tool |',
-            '|---:|---|---:|---:|---:|---:|---:|']
-    for r in results:
-        for label in ('provision', 'floor', 'ansible', 'pyinfra'):
-            med, spread = fmt(r['facts'][label])
-            conns, cmds = r['facts_counts'][label]
-            out.append(f'| {r["n"]} | {FACT_LABELS[label]} | {med} | {spread} | {conns:.2f} | {cmds:.2f} | '
-                       f'{"" if label == "provision" else ratio(r["facts"]["provision"], r["facts"][label])} |')
+           f'`{command}`', '']
+    side_by_side(out, results, 'No-op converge (everything already converged; every tool must report 0 changes)',
+                 'noop', LABELS)
+    out.append('')
+    side_by_side(out, results, 'Facts', 'facts', FACT_LABELS)
     uploads = [r for r in results if 'upload' in r]
     for r in uploads:
         u = r['upload']
