@@ -51,14 +51,15 @@ struct ResetCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
         }
+        // One redactor: what the GitLab client learns is masked in the journal too.
+        let redactor = Redactor(secrets: inventory.secrets)
         let journal = try Journal.open(path: JournalLocation.database(forInventory: inventory.path),
-                                       redactor: Redactor(secrets: inventory.secrets))
+                                       redactor: redactor)
         let run = try await journal.beginRun(command: "reset", inventoryPath: inventory.path)
         let pool = ConnectionPool(logger: options.logger(redacting: inventory))
         let reset = Reset(pool: pool, journal: journal) { line in Console.out(line + "\n") }
         let outcomes = await reset.run(plan)
         await pool.closeAll()
-        let redactor = Redactor(secrets: inventory.secrets)
         let gitlab = plan.kubeconfigVariable == nil ? nil
             : try GitLabAccess.gateway(for: inventory, redactor: redactor, logger: options.logger(redacting: inventory))
         let gitlabFailure = await reset.removeGitLabVariable(plan, outcomes: outcomes, gitlab: gitlab)
