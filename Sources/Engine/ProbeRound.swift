@@ -4,13 +4,14 @@ import ProvisionBasics
 import SSHTransport
 import Steps
 
-/// The one round trip that reads a host: the facts script, then every step's probe, each in its own section.
+/// The one round trip that reads a host: the facts script, then the probe of every step that concerns the host (by
+/// its roles), each in its own section.
 enum ProbeRound {
     static let marker = "@@provision-probe "
 
     static func script(for host: InventoryHost, steps: [any Step]) -> String {
         var parts = ["(\n\(FactsProbe.script)\n)"]
-        for step in steps {
+        for step in steps where step.concerns(host) {
             // A subshell keeps one probe's variables and `set --` away from the next.
             parts.append("printf '\\n\(marker)%s\\n' \(ShellQuote.quote(step.id)); (\n\(step.probe(for: host))\n) 2>&1")
         }

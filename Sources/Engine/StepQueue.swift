@@ -23,7 +23,7 @@ struct StepQueue {
         while position < steps.count {
             let step = steps[position]
             position += 1
-            if step.applies(to: host, facts: facts) { return (step, passed) }
+            if step.concerns(host) && step.applies(to: host, facts: facts) { return (step, passed) }
             passed.append(step.id)
             notApplicable.append(step.id)
         }
@@ -34,7 +34,7 @@ struct StepQueue {
     /// facts read (unknown facts: it does, so nobody takes a step that never ran for done).
     func applicability(lastFacts: HostFacts?) -> [(id: String, applies: Bool)] {
         steps.filter { !notApplicable.contains($0.id) }.map { step in
-            (step.id, lastFacts.map { step.applies(to: host, facts: $0) } ?? true)
+            (step.id, step.concerns(host) && (lastFacts.map { step.applies(to: host, facts: $0) } ?? true))
         }
     }
 }

@@ -14,8 +14,6 @@ public struct BasePackagesStep: Step {
         self.packages = packages
     }
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { true }
-
     /// One line per package: `<name> <status abbreviation>`, e.g. `curl ii `; unknown packages print nothing.
     public func probe(for host: InventoryHost) -> String {
         "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' \(ShellQuote.join(packages)) 2>/dev/null; true"

@@ -24,10 +24,12 @@ public struct DockerForwardStep: Step {
         do { networks = .success(try Self.networks(k3s)) } catch { networks = .failure(error) }
     }
 
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.server) || host.has(.agent) }
+
     /// Only where Docker is next to a k3s node: its daemon or CLI found by the facts, or a runner host, which the
     /// `docker` step gives Docker earlier in the same run (so `plan` lists this step there too).
     public func applies(to host: InventoryHost, facts: HostFacts) -> Bool {
-        (host.has(.server) || host.has(.agent)) && (facts.versions.docker != nil || host.has(.runner))
+        concerns(host) && (facts.versions.docker != nil || host.has(.runner))
     }
 
     /// The drop-in's digest; then, where Docker is installed, `docker <active> <NeedDaemonReload>` and per iptables
@@ -36,7 +38,7 @@ public struct DockerForwardStep: Step {
         var script = Self.dropIn.probe + "\n"
         // Hosts without Docker skip the rest: the step does not apply there.
         script += "command -v dockerd >/dev/null 2>&1 || command -v docker >/dev/null 2>&1 || exit 0\n"
-        script += "echo \"docker $(systemctl is-active docker.service 2>/dev/null) $(systemctl show -p NeedDaemonReload --value docker.service 2>/dev/null)\"\n"
+        script += Systemd.stateLine("docker.service", label: "docker", properties: ["ActiveState", "NeedDaemonReload"]) + "\n"
         let networks = (try? networks.get()) ?? []
         for family in Family.allCases where networks.contains(where: { $0.family == family }) {
             script += family.probe(matches: Self.rules(networks).filter { $0.network.family == family }.map(\.match))

@@ -27,7 +27,7 @@ public struct DockerStep: Step {
         self.settings = settings
     }
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { host.has(.runner) }
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.runner) }
 
     var wanted: [String] { settings.package == .dockerIO ? ["docker.io"] : Self.dockerCEPackages }
     var conflicting: [String] {
@@ -44,14 +44,12 @@ public struct DockerStep: Step {
     /// `pkg` lines for the wanted and the conflicting packages, apt's `policy` when one is missing, the key and the
     /// source (docker-ce), `service <active> <enabled>` and `server <version>` (empty when the daemon does not answer).
     public func probe(for host: InventoryHost) -> String {
-        // The probe runs on every host of the inventory: only runners pay for it.
-        guard host.has(.runner) else { return "true" }
         var script = Apt.packagesProbe(wanted + conflicting) + "\n" + Apt.policyProbe(wanted) + "\n"
         if settings.package == .dockerCE {
             // The source's path does not depend on the host; its content is compared in `decide`.
             script += AptSource(name: "docker", keyURL: "", setting: "").probe + "\n"
         }
-        script += "echo \"service $(systemctl is-active \(Self.unit) 2>/dev/null) $(systemctl is-enabled \(Self.unit) 2>/dev/null)\"\n"
+        script += Systemd.stateLine(Self.unit, label: "service", properties: ["ActiveState", "UnitFileState"]) + "\n"
         script += "if command -v docker >/dev/null 2>&1; then "
             + "echo \"server $(timeout 15 docker version --format '{{.Server.Version}}' 2>/dev/null)\"; fi\ntrue"
         return script

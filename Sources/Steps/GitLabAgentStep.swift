@@ -20,7 +20,7 @@ public struct GitLabAgentStep: Step {
         self.agent = agent
     }
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { host.has(.server) }
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.server) }
 
     public func probe(for host: InventoryHost) -> String { "true" }
 

@@ -17,7 +17,7 @@ public struct GitLabKubeconfigVariableStep: Step {
         self.account = account
     }
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { host.has(.server) }
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.server) }
 
     public func probe(for host: InventoryHost) -> String { "true" }
 

@@ -23,7 +23,7 @@ public struct GitLabRunnerPackageStep: Step {
         self.gitlab = gitlab
     }
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { host.has(.runner) }
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.runner) }
 
     var packages: [String] {
         guard let version = gitlab?.runnerPackage?.version, Self.hasHelperImages(version) else { return ["gitlab-runner"] }
@@ -38,11 +38,10 @@ public struct GitLabRunnerPackageStep: Step {
     /// The key and the source, `pkg` lines, apt's `policy` when a package is missing, `service <active> <enabled>`,
     /// `status <exit code of gitlab-runner status>` and `groups <groups of the gitlab-runner user, or ->`.
     public func probe(for host: InventoryHost) -> String {
-        guard host.has(.runner) else { return "true" }
         let user = ShellQuote.quote(Self.user)
         return AptSource(name: "gitlab-runner", keyURL: "", setting: "").probe + "\n"
             + Apt.packagesProbe(packages) + "\n" + Apt.policyProbe(packages) + "\n"
-            + "echo \"service $(systemctl is-active \(Self.unit) 2>/dev/null) $(systemctl is-enabled \(Self.unit) 2>/dev/null)\"\n"
+            + Systemd.stateLine(Self.unit, label: "service", properties: ["ActiveState", "UnitFileState"]) + "\n"
             + "if command -v gitlab-runner >/dev/null 2>&1; then gitlab-runner status >/dev/null 2>&1; echo \"status $?\"; fi\n"
             + "if id \(user) >/dev/null 2>&1; then echo \"groups $(id -nG \(user))\"; else echo 'groups -'; fi\ntrue"
     }

@@ -22,7 +22,7 @@ public struct GitLabRunnerRegistrationStep: Step {
 
     public init() {}
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { host.has(.runner) }
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.runner) }
 
     /// The file's digest, the system id, the CA file's digest, then config.toml itself (it holds the tokens: it stays
     /// in memory, like every probe's output).

@@ -17,7 +17,7 @@ public struct K3sConfigStep: Step {
 
     public init() {}
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { host.has(.server) || host.has(.agent) }
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.server) || host.has(.agent) }
 
     /// The file's digest, then whether a k3s unit is installed (a change must then restart it).
     public func probe(for host: InventoryHost) -> String {

@@ -20,7 +20,7 @@ public struct K3sInstallScriptStep: Step {
 
     public init() {}
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { host.has(.server) || host.has(.agent) }
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.server) || host.has(.agent) }
 
     /// `script` if the script exists, `replaced` if it changed after its URL was recorded, `url=<recorded URL>`.
     public func probe(for host: InventoryHost) -> String {

@@ -17,7 +17,7 @@ public struct K3sReadyStep: Step {
 
     public init() {}
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { host.has(.server) }
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.server) }
 
     public func probe(for host: InventoryHost) -> String {
         "if command -v k3s >/dev/null 2>&1; then k3s kubectl get nodes -o json 2>&1; fi; true"

@@ -24,7 +24,7 @@ public struct K3sServiceAccountStep: Step {
         self.account = account
     }
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { host.has(.server) }
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.server) }
 
     /// The three objects as JSON, each after a marker line (kubectl's error instead when one is missing).
     public func probe(for host: InventoryHost) -> String {

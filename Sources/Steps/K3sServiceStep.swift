@@ -22,21 +22,21 @@ public struct K3sServiceStep: Step {
 
     public init() {}
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { host.has(.server) || host.has(.agent) }
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.server) || host.has(.agent) }
 
     /// `<unit> <active> <enabled> stale=<0|1>` for both units (stale: k3s-assets replaced the binary since k3s last
     /// restarted through this step, or the binary on disk is newer than the running process); on a server with k3s active, `readyz=` and `node=` (its Ready status).
     public func probe(for host: InventoryHost) -> String {
         var script = """
             now=$(date +%s); bin=$(stat -c %Y /usr/local/bin/k3s 2>/dev/null || echo 0)
-            for u in k3s k3s-agent; do
-              stale=0; pid=$(systemctl show -p MainPID --value $u 2>/dev/null)
-              if [ -n "$pid" ] && [ "$pid" != 0 ]; then
+            \(Systemd.serviceLines(["k3s.service", "k3s-agent.service"])) | while read -r u pid active enabled; do
+              stale=0
+              if [ "$pid" != 0 ]; then
                 age=$(ps -o etimes= -p "$pid" 2>/dev/null | tr -d ' ')
                 [ -n "$age" ] && [ "$bin" -gt $((now - age + \(Self.staleMargin))) ] && stale=1
               fi
               [ -e \(K3s.restartPending) ] && stale=1
-              echo "$u $(systemctl is-active $u 2>/dev/null) $(systemctl is-enabled $u 2>/dev/null) stale=$stale"
+              echo "$u $active $enabled stale=$stale"
             done
             """
         if host.has(.server) {

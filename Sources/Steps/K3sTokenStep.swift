@@ -15,7 +15,7 @@ public struct K3sTokenStep: Step {
 
     public init() {}
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { host.has(.server) }
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.server) }
 
     /// The server's token file, then the token config.yaml holds (a first apply that stopped before k3s started).
     public func probe(for host: InventoryHost) -> String {

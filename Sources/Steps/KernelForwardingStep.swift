@@ -12,9 +12,7 @@ public struct KernelForwardingStep: Step {
 
     public init() {}
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool {
-        host.has(.server) || host.has(.agent)
-    }
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.server) || host.has(.agent) }
 
     public func probe(for host: InventoryHost) -> String {
         Self.file.probe + "; cat /proc/sys/net/ipv4/ip_forward"

@@ -14,7 +14,11 @@ public protocol Step: Sendable {
     /// Steps on other hosts that must have converged first (e.g. agents wait for the first server).
     var waitsFor: [RemoteDependency] { get }
 
-    /// Whether the step concerns this host at all (by role, by board...).
+    /// Whether the step can concern this host at all, judged by what the inventory says of it (its roles) before
+    /// anything is read from it. A host it does not concern is not probed for it: its probe is left out of the round.
+    func concerns(_ host: InventoryHost) -> Bool
+    /// Whether the step concerns this host given its facts (by board, by what is installed...); only asked where
+    /// `concerns` is true.
     func applies(to host: InventoryHost, facts: HostFacts) -> Bool
     /// A read-only shell snippet whose output `decide` reads; it runs in the same round trip as the facts.
     func probe(for host: InventoryHost) -> String
@@ -34,6 +38,8 @@ public protocol Step: Sendable {
 extension Step {
     public var dependsOn: [String] { [] }
     public var waitsFor: [RemoteDependency] { [] }
+    public func concerns(_ host: InventoryHost) -> Bool { true }
+    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool { concerns(host) }
     public func shares(_ context: StepContext) -> [String: String] { [:] }
     public func gitlabQueries(_ context: StepContext) -> [GitLabQuery] { [] }
 

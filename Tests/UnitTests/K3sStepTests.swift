@@ -97,6 +97,36 @@ import Templates
         #expect(K3sServiceStep().probe(for: try #require(try inventory().host(named: "a1"))).contains("[ -e /var/lib/provision/k3s-restart-pending ] && stale=1"))
     }
 
+    /// The agent's probe reads both units with one `systemctl show`. Real systemd prints a unit's properties in its
+    /// own order (Id after MainPID here) and leaves UnitFileState empty for a unit without a file: the probe, run by
+    /// /bin/sh against a systemctl that answers that way, still gives each unit its own state.
+    @Test func oneSystemctlShowGivesEachUnitItsStateWhateverTheOrderOfItsLines() throws {
+        let bin = FileManager.default.temporaryDirectory.appendingPathComponent("systemctl-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: bin) }
+        let calls = bin.appendingPathComponent("calls").path
+        try """
+            #!/bin/sh
+            echo "$*" >> \(calls)
+            printf 'MainPID=0\\nActiveState=inactive\\nUnitFileState=\\nId=k3s.service\\n\\n'
+            printf 'UnitFileState=enabled\\nMainPID=1\\nId=k3s-agent.service\\nActiveState=active\\n'
+            """.write(to: bin.appendingPathComponent("systemctl"), atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin.appendingPathComponent("systemctl").path)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", K3sServiceStep().probe(for: try #require(try inventory().host(named: "a1")))]
+        process.environment = ["PATH": bin.path + ":/usr/bin:/bin"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(K3sServiceStep.state(output, unit: "k3s") == .init(active: "inactive", enabled: "", stale: false))
+        // PID 1 started long before any /usr/local/bin/k3s here: not stale.
+        #expect(K3sServiceStep.state(output, unit: "k3s-agent") == .init(active: "active", enabled: "enabled", stale: false))
+        #expect(try String(contentsOfFile: calls, encoding: .utf8).split(separator: "\n").count == 1)
+    }
+
     @Test func aRunningAgentIsDrainedOnTheFirstServerBeforeItsUpgradeAndUncordonedAfter() throws {
         let probe = "k3s inactive disabled stale=0\nk3s-agent active enabled stale=0"
         let decision = try K3sServiceStep().decide(try context(try inventory(), "a1", probe: probe, facts: facts("v1.30.2+k3s1")))
