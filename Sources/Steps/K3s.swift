@@ -13,6 +13,12 @@ public enum K3s {
     /// Left by k3s-assets when it replaces the binary, removed by k3s-service once k3s has restarted on it: a running
     /// k3s keeps the old binary, and the install script alone would not restart it.
     public static let restartPending = "/var/lib/provision/k3s-restart-pending"
+    /// The assets' digests as k3s-assets last placed or checked them, each with the file's inode, size, mtime and
+    /// ctime: `<sha256> <inode> <size> <mtime> <ctime> <path>`. Any write, chmod or rename changes ctime, so a file
+    /// whose `stat` still matches its line is the file that was hashed, and the probe need not read it again.
+    public static let digestCache = "/var/lib/provision/k3s-assets.sha256"
+    /// The part of a `digestCache` line `stat` gives (nanosecond times; ctime cannot be set back by a user).
+    static let statKey = "stat -c '%i %s %y %z'"
 
     /// Disruption groups (`Action.disruptive`): one server out of service at a time; agents by --max-unavailable.
     public static let serversGroup = "k3s-servers"
@@ -57,18 +63,25 @@ public enum K3s {
     }
 
     private static let digests = Mutex([String: (Date, String)]())
+    /// Held while a file is hashed: every host decides at once, and each would otherwise hash the same images file.
+    private static let hashing = Mutex(())
 
     /// SHA-256 of a local file, cached by modification time (assets are large and read once per run).
     public static func digest(ofFile path: String) throws -> String {
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         let modified = attributes[.modificationDate] as? Date ?? .distantPast
         if let cached = digests.withLock({ $0[path] }), cached.0 == modified { return cached.1 }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw StepError("cannot read \(path)") }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        let digest = ManagedFile.hex(hasher.finalize())
-        digests.withLock { $0[path] = (modified, digest) }
-        return digest
+        return try hashing.withLock { _ throws(StepError) -> String in
+            if let cached = digests.withLock({ $0[path] }), cached.0 == modified { return cached.1 }
+            guard let handle = FileHandle(forReadingAtPath: path) else { throw StepError("cannot read \(path)") }
+            defer { try? handle.close() }
+            var hasher = SHA256()
+            do {
+                while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+            } catch { throw StepError("cannot read \(path): \(error.localizedDescription)") }
+            let digest = ManagedFile.hex(hasher.finalize())
+            digests.withLock { $0[path] = (modified, digest) }
+            return digest
+        }
     }
 }

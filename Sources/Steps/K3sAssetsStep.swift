@@ -5,20 +5,27 @@ import ProvisionBasics
 
 /// Airgap install, procedure step 4 without the internet: the k3s binary for the host's architecture, its images
 /// and the install script, from the inventory's airgap folder; a file already on the host with the same sha256 is
-/// not sent again.
+/// not sent again. The host's files are hashed only when `stat` no longer matches what `K3s.digestCache` recorded
+/// when they were placed: the images alone are hundreds of MB, a whole second of sha256 on a Pi at every run.
 public struct K3sAssetsStep: Step {
     public let id = "k3s-assets"
     public let summary = "k3s binary, airgap images and install script from the airgap folder"
 
     public init() {}
 
-    public func applies(to host: InventoryHost, facts: HostFacts) -> Bool {
-        host.has(.server) || host.has(.agent)
-    }
+    public func concerns(_ host: InventoryHost) -> Bool { host.has(.server) || host.has(.agent) }
 
-    /// `<sha256>  <path>` for each asset already on the host.
+    /// `<sha256>  <path>` for each asset already on the host (sha256sum's format): from the digest cache when the
+    /// file's `stat` matches its line there, else hashed.
     public func probe(for host: InventoryHost) -> String {
-        "sha256sum \(K3s.installScript) /usr/local/bin/k3s \(K3s.imagesFolder)/k3s-airgap-images-* 2>/dev/null; true"
+        """
+        c=\(K3s.digestCache)
+        for f in \(K3s.installScript) /usr/local/bin/k3s \(K3s.imagesFolder)/k3s-airgap-images-*; do
+          [ -f "$f" ] || continue
+          d=; [ -r $c ] && d=$(awk -v l="$(\(K3s.statKey) "$f") $f" 'substr($0, 66) == l { print substr($0, 1, 64); exit }' $c)
+          if [ -n "$d" ]; then echo "$d  $f"; else sha256sum "$f"; fi
+        done 2>/dev/null; true
+        """
     }
 
     /// (local file, remote path, mode) for this host's architecture.
@@ -59,9 +66,20 @@ public struct K3sAssetsStep: Step {
             stale.append(path)
         }
         if actions.isEmpty { return .ok("k3s binary, images and install script match the airgap folder") }
+        actions.append(.run(try recordDigests(context)))
         if stale.contains("/usr/local/bin/k3s") {
             actions.append(.run("mkdir -p \((K3s.restartPending as NSString).deletingLastPathComponent) && touch \(K3s.restartPending)"))
         }
         return .change(reason: "\(stale.joined(separator: ", ")) missing or different from the airgap folder", actions: actions)
+    }
+
+    /// Rewrites the digest cache (a temporary file renamed into place) once the uploads are placed: every asset now
+    /// has the airgap folder's digest, the ones sent and the ones the probe found matching.
+    func recordDigests(_ context: StepContext) throws -> String {
+        // The remote paths are the fixed ones above (no blanks), so `set --` splits each pair.
+        let pairs = try assets(context).map { local, path, _ in ShellQuote.quote("\(try K3s.digest(ofFile: local)) \(path)") }
+        let cache = K3s.digestCache
+        return "mkdir -p \((cache as NSString).deletingLastPathComponent) && for a in \(pairs.joined(separator: " ")); do set -- $a; "
+            + "[ ! -f \"$2\" ] || printf '%s %s %s\\n' \"$1\" \"$(\(K3s.statKey) \"$2\")\" \"$2\"; done > \(cache).tmp && mv -f \(cache).tmp \(cache)"
     }
 }

@@ -92,4 +92,39 @@ import Testing
             #expect(labels == "ssd")
         }
     }
+
+    /// The assets' digests are read from the cache k3s-assets wrote when it placed them, as long as `stat` says the
+    /// file is the one hashed: a cache entry that lies is believed (so the probe really reads the cache instead of
+    /// hashing), and a file rewritten behind provision's back is found even with its size and mtime put back.
+    @Test func assetDigestsComeFromTheCacheUntilTheFileIsTouched() async throws {
+        try await withLab(hosts: 1) { lab in
+            let (path, environment) = try inventory(lab)
+            #expect(try run(Repo.provisionBinary, ["apply", path], environment: environment).status == 0)
+            let images = "/var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst"
+            let cache = try lab.exec("lab-1", "cat /var/lib/provision/k3s-assets.sha256").stdout
+            #expect(cache.split(separator: "\n").map { $0.split(separator: " ").last.map(String.init) }
+                    == ["/usr/local/share/provision/k3s-install.sh", "/usr/local/bin/k3s", images], "\(cache)")
+            func plan() throws -> (Int32, String) {
+                let result = try run(Repo.provisionBinary, ["plan", path, "--detailed-exitcode"], environment: environment)
+                return (result.status, result.stdout)
+            }
+            #expect(try plan().0 == 0)
+
+            // A wrong digest for an untouched file: believed, so the plan wants to send the file again.
+            let lie = "c=/var/lib/provision/k3s-assets.sha256; awk '$NF == \"/usr/local/bin/k3s\" { $1 = \"\(String(repeating: "0", count: 64))\" } { print }' $c > $c.t && mv $c.t $c"
+            #expect(try lab.exec("lab-1", lie).status == 0)
+            var (status, out) = try plan()
+            #expect(status == 2 && out.contains("/usr/local/bin/k3s missing or different"), "\(out)")
+            #expect(try lab.exec("lab-1", "printf '%s' \(ShellQuote.quote(cache)) > /var/lib/provision/k3s-assets.sha256").status == 0)
+            #expect(try plan().0 == 0)
+
+            // One byte rewritten in place, size and mtime restored: ctime moved, so the file is hashed and found.
+            let tamper = "touch -r \(images) /tmp/mtime && printf 'X' | dd of=\(images) bs=1 count=1 conv=notrunc 2>/dev/null && touch -r /tmp/mtime \(images)"
+            #expect(try lab.exec("lab-1", tamper).status == 0)
+            (status, out) = try plan()
+            #expect(status == 2 && out.contains("\(images) missing or different"), "\(out)")
+            #expect(try run(Repo.provisionBinary, ["apply", path], environment: environment).status == 0)
+            #expect(try plan().0 == 0)
+        }
+    }
 }
