@@ -50,7 +50,10 @@ public struct ManagedFile: Sendable, Equatable {
 
     /// Lowercase hex, as sha256sum prints it.
     static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in bytes { out += [digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]] }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// ok when the host has exactly `content` with the right mode and owner, else what to fix (and why).
