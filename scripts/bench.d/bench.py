@@ -505,19 +505,34 @@ def bench_upload(lab, tools, work, inventory, bundle, env, venv, args):
         if not all(p.wait() == 0 for p in procs):
             die('scp failed')
 
+    def scp_sync_upload():
+        # What provision promises on top of scp: the bytes are on the host's disk (fsync) before the file is used.
+        sync = f'sync {IMAGES}'
+        procs = [subprocess.Popen(['sh', '-c', shlex.join(['scp', '-q'] + lab.ssh_options + [source, f'root@{address}:{IMAGES}'])
+                                  + ' && ' + shlex.join(['ssh'] + lab.ssh_options + [f'root@{address}', sync])])
+                 for _, address in hosts]
+        if not all(p.wait() == 0 for p in procs):
+            die('scp + sync failed')
+
     def ansible_upload():
         run([os.path.join(venv, 'bin', 'ansible'), 'lab', '--limit', limit, '-m', 'ansible.builtin.copy',
              '-a', f'src={source} dest={IMAGES} mode=0644'], env=tools.ansible_env)
 
-    uploads = [('provision', provision_upload), ('scp', scp_upload), ('ansible', ansible_upload)]
+    uploads = [('provision', provision_upload), ('scp', scp_upload), ('scp-sync', scp_sync_upload),
+               ('ansible', ansible_upload)]
     samples = {label: [] for label, _ in uploads}
+    # The controller's CPU (user + system) per run: provision's own process, or the ssh/scp processes.
+    cpu = {label: [] for label, _ in uploads}
     log(f'upload of {args.upload_mb} MB to {count} hosts, {args.runs} runs each')
     for i in range(args.runs):
-        for label, fn in uploads[i % 3:] + uploads[:i % 3]:
+        for label, fn in uploads[i % len(uploads):] + uploads[:i % len(uploads)]:
             clear()
+            before = os.times()
             t0 = now()
             fn()
             samples[label].append(now() - t0)
+            after = os.times()
+            cpu[label].append(after.children_user - before.children_user + after.children_system - before.children_system)
     # provision's own figure for the transfer: the k3s-assets step (upload and sha256 re-check) in its journal.
     clear()
     provision_upload()
@@ -538,7 +553,7 @@ def bench_upload(lab, tools, work, inventory, bundle, env, venv, args):
 
     big_noop = alternate(args.runs, [('provision', provision_big_noop), ('floor', floor_big_noop)])
     return {'hosts': count, 'mb': args.upload_mb, 'samples': samples, 'step_ms': max(step_ms) if step_ms else None,
-            'noop': big_noop}
+            'noop': big_noop, 'cpu': {label: statistics.median(v) for label, v in cpu.items()}}
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -571,19 +586,22 @@ def report(results, args, command):
         u = r['upload']
         total = u['hosts'] * u['mb']
         out += ['', f'### Upload: a {u["mb"]} MB airgap images file to {u["hosts"]} hosts ({total} MB in all)', '',
-                '| tool | median ms | min–max ms | aggregate MB/s (median) | provision / tool throughput |',
-                '|---|---:|---:|---:|---:|']
-        for label in ('provision', 'scp', 'ansible'):
+                '| tool | median ms | min–max ms | aggregate MB/s (median) | provision / tool throughput | '
+                'controller CPU s (median) |',
+                '|---|---:|---:|---:|---:|---:|']
+        for label in ('provision', 'scp', 'scp-sync', 'ansible'):
             med, spread = fmt(u['samples'][label])
             thr = total / (stats(u['samples'][label])[0] / 1000)
             rel = '' if label == 'provision' else \
                 f'{stats(u["samples"][label])[0] / stats(u["samples"]["provision"])[0]:.2f}'
-            out.append(f'| {UPLOAD_LABELS[label]} | {med} | {spread} | {thr:.0f} | {rel} |')
+            out.append(f'| {UPLOAD_LABELS[label]} | {med} | {spread} | {thr:.0f} | {rel} | {u["cpu"][label]:.2f} |')
         if u['step_ms']:
             thr = total / (u['step_ms'] / 1000)
             rel = stats(u['samples']['scp'])[0] / u['step_ms']
-            out.append(f'| provision\'s k3s-assets step alone (journal, slowest host, one more run: the upload and '
-                       f'the probe round that re-checks it) | {u["step_ms"]} | | {thr:.0f} | {rel:.2f} vs scp |')
+            rel_sync = stats(u['samples']['scp-sync'])[0] / u['step_ms']
+            out.append(f'| provision\'s k3s-assets step alone (journal, slowest host, one more run: the upload, its '
+                       f'fsync and the probe round that re-checks it) | {u["step_ms"]} | | {thr:.0f} | {rel:.2f} vs scp, '
+                       f'{rel_sync:.2f} vs scp + sync | |')
     for r in uploads:
         u = r['upload']
         out += ['', f'### No-op converge with that {u["mb"]} MB images file in place ({u["hosts"]} hosts)', '',
@@ -609,6 +627,7 @@ LABELS = {'provision': '`provision apply`', 'floor': 'floor: OpenSSH, provision\
 FACT_LABELS = {'provision': '`provision facts`', 'floor': 'floor: OpenSSH, the facts script as one command',
                'ansible': '`ansible -m setup -a gather_subset=min`', 'pyinfra': '`pyinfra … fact` (same fields)'}
 UPLOAD_LABELS = {'provision': '`provision apply` (k3s-assets the only work left)', 'scp': 'OpenSSH `scp`, all hosts in parallel',
+                 'scp-sync': 'OpenSSH `scp`, then `ssh host sync FILE` (on disk, as provision leaves it)',
                  'ansible': '`ansible -m copy`'}
 
 
