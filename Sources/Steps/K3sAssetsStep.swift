@@ -59,25 +59,27 @@ public struct K3sAssetsStep: Step {
             let words = line.split(separator: " ", maxSplits: 1)
             if words.count == 2 { remote[words[1].trimmingCharacters(in: .whitespaces)] = String(words[0]) }
         }
+        // Each asset with its local digest, read once for the comparison and the digest cache.
+        let wanted = try assets(context).map { local, path, mode in (local, path, mode, try K3s.digest(ofFile: local)) }
         var actions: [Action] = []
         var stale: [String] = []
-        for (local, path, mode) in try assets(context) where remote[path] != (try K3s.digest(ofFile: local)) {
+        for (local, path, mode, digest) in wanted where remote[path] != digest {
             actions.append(.upload(localPath: local, remotePath: path, mode: mode))
             stale.append(path)
         }
         if actions.isEmpty { return .ok("k3s binary, images and install script match the airgap folder") }
-        actions.append(.run(try recordDigests(context)))
+        actions.append(.run(recordDigests(wanted.map { ($0.1, $0.3) })))
         if stale.contains("/usr/local/bin/k3s") {
             actions.append(.run("mkdir -p \((K3s.restartPending as NSString).deletingLastPathComponent) && touch \(K3s.restartPending)"))
         }
         return .change(reason: "\(stale.joined(separator: ", ")) missing or different from the airgap folder", actions: actions)
     }
 
-    /// Rewrites the digest cache (a temporary file renamed into place) once the uploads are placed: every asset now
-    /// has the airgap folder's digest, the ones sent and the ones the probe found matching.
-    func recordDigests(_ context: StepContext) throws -> String {
+    /// Rewrites the digest cache (a temporary file renamed into place) once the uploads are placed: every asset
+    /// (remote path, digest) now has the airgap folder's digest, the ones sent and the ones the probe found matching.
+    func recordDigests(_ assets: [(path: String, digest: String)]) -> String {
         // The remote paths are the fixed ones above (no blanks), so `set --` splits each pair.
-        let pairs = try assets(context).map { local, path, _ in ShellQuote.quote("\(try K3s.digest(ofFile: local)) \(path)") }
+        let pairs = assets.map { ShellQuote.quote("\($0.digest) \($0.path)") }
         let cache = K3s.digestCache
         return "mkdir -p \((cache as NSString).deletingLastPathComponent) && for a in \(pairs.joined(separator: " ")); do set -- $a; "
             + "[ ! -f \"$2\" ] || printf '%s %s %s\\n' \"$1\" \"$(\(K3s.statKey) \"$2\")\" \"$2\"; done > \(cache).tmp && mv -f \(cache).tmp \(cache)"
