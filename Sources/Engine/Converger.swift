@@ -115,7 +115,8 @@ public struct Converger: Sendable {
                 // A step that does not apply here is nothing for other hosts to wait for.
                 for id in passed { await board.finish(host: host.name, step: id, converged: true) }
                 guard let step = next else { break }
-                if let skipped = await blocker(for: step, on: host, walk: walk) {
+                let (blocked, awaitedChange) = await blocker(for: step, on: host, walk: walk)
+                if let skipped = blocked {
                     walk.add(StepOutcome(id: step.id, status: interruption.requested ? .pending : .skipped, message: skipped))
                     // Whoever waits for it here must not wait for ever.
                     await board.finish(host: host.name, step: step.id, converged: false)
@@ -123,7 +124,7 @@ public struct Converger: Sendable {
                 }
                 // Another host changed something this step waited for (the server came up, agents joined): what
                 // this host reported before may be stale, so read it again. A converged re-run skips this.
-                if settings.mode == .apply, await awaitedChange(step, on: host) {
+                if settings.mode == .apply && awaitedChange {
                     (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
                     lastFacts = facts
                 }
@@ -183,32 +184,25 @@ public struct Converger: Sendable {
         }
     }
 
-    /// Why `step` cannot run now, or nil when it can (waiting for other hosts' steps it depends on).
-    private func blocker(for step: any Step, on host: InventoryHost, walk: HostWalk) async -> String? {
-        if interruption.requested { return "not started: the run was interrupted" }
+    /// Why `step` cannot run now, or nil when it can (waiting for other hosts' steps it depends on), and whether
+    /// one of the steps it waited for changed its host (what this host reported before may then be stale).
+    private func blocker(for step: any Step, on host: InventoryHost, walk: HostWalk) async -> (String?, changed: Bool) {
+        if interruption.requested { return ("not started: the run was interrupted", false) }
         // A plan decides every step from today's host, even behind a pending change.
         if let failed = step.dependsOn.first(where: { !walk.converged($0) && !(settings.mode == .plan && walk.pending($0)) }) {
-            return "not run: it needs \(failed), which did not converge"
+            return ("not run: it needs \(failed), which did not converge", false)
         }
         // A plan waits too (for what other hosts share, like the cluster token), but decides whatever they said.
+        var changed = false
         for dependency in step.waitsFor {
             for other in resolve(dependency.on, for: host) where other != host.name {
                 if !(await board.wait(host: other, step: dependency.step)) && settings.mode == .apply {
-                    return "not run: it waits for \(dependency.step) on \(other), which did not converge"
+                    return ("not run: it waits for \(dependency.step) on \(other), which did not converge", changed)
                 }
+                if await board.changed(host: other, step: dependency.step) { changed = true }
             }
         }
-        return nil
-    }
-
-    /// Whether a step `step` waited for on another host changed that host (they have all finished by now).
-    private func awaitedChange(_ step: any Step, on host: InventoryHost) async -> Bool {
-        for dependency in step.waitsFor {
-            for other in resolve(dependency.on, for: host) where other != host.name {
-                if await board.changed(host: other, step: dependency.step) { return true }
-            }
-        }
-        return false
+        return (nil, changed)
     }
 
     /// The hosts of this run a dependency names; a host outside the run (`--host`) is not waited for.
