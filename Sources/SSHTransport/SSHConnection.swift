@@ -436,6 +436,8 @@ public final class SSHConnection: @unchecked Sendable {
 
     /// Writes `source` to `remotePath` so that readers see either the old file or the whole new one: the bytes
     /// go to a temporary file beside it (fsynced), which gets its owner and mode and is then renamed into place.
+    /// Missing folders on the way are made (mode 0755), through SFTP for root and by the placing script under sudo
+    /// otherwise, so a fresh host needs no `mkdir` command first.
     /// A failure leaves no temporary file behind. Non-root logins stage the bytes in their home and use sudo.
     /// Temporary names are `.<name>.provision-<random>`: `temporaryPattern` finds leftovers of a killed run.
     public func upload(_ source: UploadSource, to remotePath: String, mode: Int? = 0o644, owner: String? = nil,
@@ -446,10 +448,12 @@ public final class SSHConnection: @unchecked Sendable {
         let temporary = (folder.isEmpty ? "" : folder + "/") + ".\(base).provision-\(token)"
         let asRoot = options.user == "root"
         let staging = asRoot ? temporary : ".provision-upload-\(base)-\(token)"
-        try await perform(timeout: timeout) { op in try self.sftpWrite(source, to: staging, op: op) }
+        try await perform(timeout: timeout) { op in try self.sftpWrite(source, to: staging, makeFolders: asRoot, op: op) }
         let q = ShellQuote.quote
+        var steps: [String] = []
+        if !asRoot && !folder.isEmpty { steps.append("mkdir -p \(q(folder))") }
         // Leftovers of an upload to the same path that was killed midway go first.
-        var steps = ["for f in \(Self.temporaryPattern(for: remotePath)); do [ \"$f\" = \(q(temporary)) ] || rm -f \"$f\"; done"]
+        steps += ["for f in \(Self.temporaryPattern(for: remotePath)); do [ \"$f\" = \(q(temporary)) ] || rm -f \"$f\"; done"]
         // The staging copy is relative to the login's home, which is also the working directory sudo keeps.
         if !asRoot { steps.append("cp \(q(staging)) \(q(temporary))") }
         if let owner { steps.append("chown \(q(owner)) \(q(temporary))") }
@@ -500,12 +504,22 @@ public final class SSHConnection: @unchecked Sendable {
         return SSHError(.sftp, "\(options.name): \(what): \(reason)")
     }
 
-    private func sftpWrite(_ source: UploadSource, to path: String, op: Operation) throws {
+    private func sftpWrite(_ source: UploadSource, to path: String, makeFolders: Bool, op: Operation) throws {
         let sftp = try sftpSession(op)
         let flags = UInt(LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC | LIBSSH2_FXF_EXCL)
-        guard let handle = try retryPointer(op, {
-            libssh2_sftp_open_ex(sftp, path, UInt32(path.utf8.count), flags, 0o600, LIBSSH2_SFTP_OPENFILE)
-        }) else { throw sftpError(sftp, "cannot create \(path)") }
+        let create = {
+            try self.retryPointer(op, {
+                libssh2_sftp_open_ex(sftp, path, UInt32(path.utf8.count), flags, 0o600, LIBSSH2_SFTP_OPENFILE)
+            })
+        }
+        var opened = try create()
+        // The folder is made only when the file cannot be created without it: one SFTP round trip per missing
+        // folder, and nothing at all on a host that has them.
+        if opened == nil, makeFolders, Self.missingPath(libssh2_sftp_last_error(sftp)) {
+            try makeFolder((path as NSString).deletingLastPathComponent, sftp: sftp, op: op)
+            opened = try create()
+        }
+        guard let handle = opened else { throw sftpError(sftp, "cannot create \(path)") }
         var handleOpen = true
         do {
             defer { if handleOpen { _ = try? retry(op) { libssh2_sftp_close_handle(handle) } } }
@@ -543,6 +557,28 @@ public final class SSHConnection: @unchecked Sendable {
             _ = try? retry(op) { libssh2_sftp_unlink_ex(sftp, path, UInt32(path.utf8.count)) }
             throw error
         }
+    }
+
+    private static func missingPath(_ code: UInt) -> Bool {
+        code == UInt(LIBSSH2_FX_NO_SUCH_FILE) || code == UInt(LIBSSH2_FX_NO_SUCH_PATH)
+    }
+
+    /// `mkdir -p` over SFTP: the folder, after whichever of its parents are missing.
+    private func makeFolder(_ folder: String, sftp: OpaquePointer, op: Operation) throws {
+        guard !folder.isEmpty, folder != "/" else { return }
+        let mkdir = { try self.retry(op) { libssh2_sftp_mkdir_ex(sftp, folder, UInt32(folder.utf8.count), 0o755) } }
+        if try mkdir() == 0 { return }
+        let code = libssh2_sftp_last_error(sftp)
+        if Self.missingPath(code) {
+            try makeFolder((folder as NSString).deletingLastPathComponent, sftp: sftp, op: op)
+            if try mkdir() == 0 { return }
+        }
+        // Made meanwhile by someone else, or there already (sftp-server reports that as a plain failure).
+        var attributes = LIBSSH2_SFTP_ATTRIBUTES()
+        let isFolder = try retry(op) {
+            libssh2_sftp_stat_ex(sftp, folder, UInt32(folder.utf8.count), LIBSSH2_SFTP_STAT, &attributes)
+        } == 0 && attributes.permissions & UInt(LIBSSH2_SFTP_S_IFMT) == UInt(LIBSSH2_SFTP_S_IFDIR)
+        if !isFolder { throw sftpError(sftp, "cannot create the folder \(folder)") }
     }
 
     private func sftpRead(_ path: String, op: Operation) throws -> Data {

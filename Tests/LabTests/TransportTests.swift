@@ -281,6 +281,31 @@ import SSHTransport
         }
     }
 
+    @Test func uploadsMakeMissingFoldersWithoutAnExtraCommand() async throws {
+        try await withLab(hosts: 1) { lab in
+            let host = lab.hosts[0].name
+            _ = try lab.exec(host, "echo x > /srv/plain")
+            let root = try await SSHConnection.connect(options(lab))
+            try await root.upload(.data(Data("one\n".utf8)), to: "/srv/a/b/c/one.conf", mode: 0o600)
+            try await root.upload(.data(Data("two\n".utf8)), to: "/srv/a/b/c/two.conf", mode: 0o600)
+            // Only the two placing scripts ran: the folders were made over SFTP.
+            #expect(root.statistics.commands == 2)
+            let made = try lab.exec(host, "cat /srv/a/b/c/one.conf /srv/a/b/c/two.conf; stat -c '%a %U %n' /srv/a /srv/a/b /srv/a/b/c").stdout
+            #expect(made == "one\ntwo\n755 root /srv/a\n755 root /srv/a/b\n755 root /srv/a/b/c\n")
+            let error = await sshError { try await root.upload(.data(Data("x".utf8)), to: "/srv/plain/x.conf") }
+            #expect(error?.kind == .sftp)
+            #expect(error?.message.hasPrefix("lab-1: cannot create the folder /srv/plain") == true)
+            await root.close()
+
+            let alice = try await SSHConnection.connect(options(lab, user: "alice", sudoPassword: lab.alicePassword))
+            try await alice.upload(.data(Data("k3s: yes\n".utf8)), to: "/etc/provision-new/sub/test.yaml", mode: 0o600)
+            #expect(alice.statistics.commands == 1)
+            let placed = try lab.exec(host, "cat /etc/provision-new/sub/test.yaml; stat -c '%a %U' /etc/provision-new/sub /etc/provision-new/sub/test.yaml").stdout
+            #expect(placed == "k3s: yes\n755 root\n600 root\n")
+            await alice.close()
+        }
+    }
+
     @Test func nonRootUploadsGoThroughSudo() async throws {
         try await withLab(hosts: 1) { lab in
             let connection = try await SSHConnection.connect(options(lab, user: "alice", sudoPassword: lab.alicePassword))
