@@ -107,6 +107,8 @@ public struct Converger: Sendable {
         var lastFacts: HostFacts?
         do {
             var connection = try await pool.connection(for: host)
+            // When the host was last read: a change another host finished before then is in what was read.
+            var probedAt = ContinuousClock.now
             var (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
             lastFacts = facts
             // Each step is judged with the newest facts: a change by an earlier step can make it apply.
@@ -115,16 +117,18 @@ public struct Converger: Sendable {
                 // A step that does not apply here is nothing for other hosts to wait for.
                 for id in passed { await board.finish(host: host.name, step: id, converged: true) }
                 guard let step = next else { break }
-                let (blocked, awaitedChange) = await blocker(for: step, on: host, walk: walk)
+                let (blocked, awaitedChange) = await blocker(for: step, on: host, walk: walk, readSince: probedAt)
                 if let skipped = blocked {
                     walk.add(StepOutcome(id: step.id, status: interruption.requested ? .pending : .skipped, message: skipped))
                     // Whoever waits for it here must not wait for ever.
                     await board.finish(host: host.name, step: step.id, converged: false)
                     continue
                 }
-                // Another host changed something this step waited for (the server came up, agents joined): what
-                // this host reported before may be stale, so read it again. A converged re-run skips this.
+                // Another host changed something this step waited for (the server came up, agents joined) after
+                // this host was last read: what it reported may be stale, so read it again. A converged re-run
+                // skips this.
                 if settings.mode == .apply && awaitedChange {
+                    probedAt = .now
                     (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
                     lastFacts = facts
                 }
@@ -135,7 +139,7 @@ public struct Converger: Sendable {
                 do {
                     let context: StepContext
                     (outcome, context) = try await converge(step, host: host, connection: &connection, facts: &facts,
-                                                            probes: &probes)
+                                                            probes: &probes, probedAt: &probedAt)
                     // A plan shares what the host has now (a token already there), so later steps' plans compare
                     // with it rather than reporting a change that only follows from this one.
                     if outcome.status.converged || settings.mode != .apply { await share(step.shares(context)) }
@@ -185,8 +189,10 @@ public struct Converger: Sendable {
     }
 
     /// Why `step` cannot run now, or nil when it can (waiting for other hosts' steps it depends on), and whether
-    /// one of the steps it waited for changed its host (what this host reported before may then be stale).
-    private func blocker(for step: any Step, on host: InventoryHost, walk: HostWalk) async -> (String?, changed: Bool) {
+    /// one of the steps it waited for changed its host at or after `readSince` (what this host reported when it was
+    /// read then may be stale).
+    private func blocker(for step: any Step, on host: InventoryHost, walk: HostWalk,
+                         readSince: ContinuousClock.Instant) async -> (String?, changed: Bool) {
         if interruption.requested { return ("not started: the run was interrupted", false) }
         // A plan decides every step from today's host, even behind a pending change.
         if let failed = step.dependsOn.first(where: { !walk.converged($0) && !(settings.mode == .plan && walk.pending($0)) }) {
@@ -199,7 +205,7 @@ public struct Converger: Sendable {
                 if !(await board.wait(host: other, step: dependency.step)) && settings.mode == .apply {
                     return ("not run: it waits for \(dependency.step) on \(other), which did not converge", changed)
                 }
-                if await board.changed(host: other, step: dependency.step) { changed = true }
+                if await board.changed(host: other, step: dependency.step, since: readSince) { changed = true }
             }
         }
         return (nil, changed)
@@ -238,7 +244,8 @@ public struct Converger: Sendable {
     /// Decide; in apply mode change what differs, then check again that the host now matches. Returns the outcome
     /// and the context of the last check (what the step may share).
     private func converge(_ step: any Step, host: InventoryHost, connection: inout SSHConnection,
-                          facts: inout HostFacts, probes: inout [String: String]) async throws -> (StepOutcome, StepContext) {
+                          facts: inout HostFacts, probes: inout [String: String],
+                          probedAt: inout ContinuousClock.Instant) async throws -> (StepOutcome, StepContext) {
         var context = await context(step, host: host, facts: facts, probes: probes)
         let fingerprint = Self.fingerprint(step.desiredState(context))
         let decision = try step.decide(context)
@@ -260,7 +267,7 @@ public struct Converger: Sendable {
             if let group { await slots.acquire(group, width: settings.groupWidths[group] ?? 1) }
             do {
                 let result = try await change(step, reason: reason, actions: actions, fingerprint: fingerprint, host: host,
-                                              connection: &connection, facts: &facts, probes: &probes)
+                                              connection: &connection, facts: &facts, probes: &probes, probedAt: &probedAt)
                 if let group { await slots.release(group) }
                 context = result.1
                 var outcome = result.0
@@ -278,8 +285,8 @@ public struct Converger: Sendable {
     }
 
     private func change(_ step: any Step, reason: String, actions: [Action], fingerprint: String, host: InventoryHost,
-                        connection: inout SSHConnection, facts: inout HostFacts,
-                        probes: inout [String: String]) async throws -> (StepOutcome, StepContext, now: String) {
+                        connection: inout SSHConnection, facts: inout HostFacts, probes: inout [String: String],
+                        probedAt: inout ContinuousClock.Instant) async throws -> (StepOutcome, StepContext, now: String) {
         await record(StepOutcome(id: step.id, status: .running, message: reason, fingerprint: fingerprint),
                      host: host.name, startedAt: Date())
         await progress.notice(host.name, "\(step.id): changing: \(reason)")
@@ -290,14 +297,29 @@ public struct Converger: Sendable {
         var current = actions
         var round = 1
         while true {
-            for action in current {
+            var index = 0
+            while index < current.count {
+                let action = current[index]
                 if case .awaitConvergence(let timeout) = action {
                     waitUntil = .now + .milliseconds(Int(timeout * 1000))
+                    index += 1
+                    continue
+                }
+                // Consecutive commands go to the host as one (a round trip and a channel each saved).
+                var commands: [String] = []
+                while index < current.count, case .run(let command) = current[index] {
+                    commands.append(command)
+                    index += 1
+                }
+                if !commands.isEmpty {
+                    output += try await Self.run(commands, on: connection)
                     continue
                 }
                 output += try await perform(action, host: host, connection: &connection, facts: facts)
+                index += 1
             }
             repeat {
+                probedAt = .now
                 (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
                 context = await self.context(step, host: host, facts: facts, probes: probes)
                 after = try step.decide(context)
@@ -322,19 +344,11 @@ public struct Converger: Sendable {
                          facts: HostFacts) async throws -> String {
         switch action {
         case .run(let command):
-            let result = try await connection.run(command, privileged: true)
-            let output = result.stdoutText + result.stderrText
-            guard result.succeeded else {
-                let last = result.stderrText.split(separator: "\n").last.map(String.init) ?? ""
-                throw StepError("`\(command)` failed (\(result.statusDescription)): \(last)")
-            }
-            return output
+            return try await Self.run([command], on: connection)
         case .writeFile(let path, let content, let mode, let owner):
-            try await Self.ensureFolder(of: path, on: connection)
             try await connection.upload(.data(Data(content.utf8)), to: path, mode: mode, owner: owner, backup: true)
             return "wrote \(path)\n"
         case .upload(let local, let remote, let mode):
-            try await Self.ensureFolder(of: remote, on: connection)
             try await connection.upload(.file(local), to: remote, mode: mode, owner: "root:root")
             return "uploaded \(remote)\n"
         case .awaitConvergence, .disruptive:
@@ -359,11 +373,27 @@ public struct Converger: Sendable {
         }
     }
 
-    /// Files may go where nothing was before (/etc/rancher/k3s on a fresh host).
-    static func ensureFolder(of path: String, on connection: SSHConnection) async throws {
-        let folder = (path as NSString).deletingLastPathComponent
-        let result = try await connection.run("mkdir -p \(ShellQuote.quote(folder))", privileged: true)
-        guard result.succeeded else { throw StepError("cannot create \(folder): \(result.stderrText)") }
+    static let failedActionMarker = "@@provision-failed-action"
+
+    /// `run` actions in order as one remote command, each in a subshell of its own as if it ran alone; the first
+    /// that fails stops the rest and is the one the error names. Returns their output.
+    static func run(_ commands: [String], on connection: SSHConnection) async throws -> String {
+        let script = commands.count == 1 ? commands[0] : commands.enumerated().map { index, command in
+            "(\n\(command)\n) || { rc=$?; printf '\\n%s %d\\n' \(failedActionMarker) \(index) >&2; exit $rc; }"
+        }.joined(separator: "\n")
+        let result = try await connection.run(script, privileged: true)
+        var stderr = result.stderrText
+        var failed: String?
+        if commands.count > 1, let marker = stderr.range(of: "\n\(failedActionMarker) ", options: .backwards) {
+            let index = Int(stderr[marker.upperBound...].prefix { $0.isNumber }) ?? -1
+            failed = commands.indices.contains(index) ? commands[index] : nil
+            stderr = String(stderr[..<marker.lowerBound])
+        }
+        guard result.succeeded else {
+            let last = stderr.split(separator: "\n").last.map(String.init) ?? ""
+            throw StepError("`\(failed ?? commands.joined(separator: "`, `"))` failed (\(result.statusDescription)): \(last)")
+        }
+        return result.stdoutText + stderr
     }
 
     private func record(_ outcome: StepOutcome, host: String, startedAt: Date) async {

@@ -1,0 +1,39 @@
+import Foundation
+@testable import Engine
+import LabSupport
+import SSHTransport
+import Steps
+import Testing
+
+/// A step's consecutive `run` actions reach the host as one command, and still behave as if each ran alone.
+@Suite(.serialized) struct ActionBatchTests {
+    func connect(_ lab: Lab) async throws -> SSHConnection {
+        let host = lab.hosts[0]
+        return try await SSHConnection.connect(SSHOptions(
+            name: host.name, address: host.address, port: 22, user: "root",
+            authentication: [.keyFile(path: lab.keyPath, passphrase: nil)], knownHostsPath: lab.knownHostsPath,
+            hostKeyPolicy: .strict, pinnedFingerprint: nil, sudoPassword: nil, connectTimeout: 5))
+    }
+
+    @Test func consecutiveCommandsRunAsOneAndTheFirstFailureStopsTheRestNamingItsCommand() async throws {
+        try await withLab(hosts: 1) { lab in
+            let connection = try await connect(lab)
+            // `exit 0` and `cd` end only their own action, as they would in a command of their own.
+            let output = try await Converger.run(["cd /tmp && exit 0", "pwd; echo said >&2", "touch /srv/second"],
+                                                 on: connection)
+            #expect(output == "/root\nsaid\n")
+            #expect(connection.statistics.commands == 1)
+            do {
+                _ = try await Converger.run(["echo first", "echo broken >&2; exit 4", "touch /srv/third"], on: connection)
+                Issue.record("a failing action must fail the batch")
+            } catch {
+                #expect(String(describing: error) == "`echo broken >&2; exit 4` failed (exit 4): broken")
+            }
+            #expect(connection.statistics.commands == 2)
+            let files = try lab.exec(lab.hosts[0].name, "ls /srv").stdout
+            #expect(files.contains("second"))
+            #expect(!files.contains("third"))
+            await connection.close()
+        }
+    }
+}
