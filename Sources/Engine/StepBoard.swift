@@ -11,19 +11,22 @@ actor StepBoard {
 
     private static func key(_ host: String, _ step: String) -> String { host + "\u{0}" + step }
 
-    /// Steps that changed their host (status `changed`): whoever waited for them reads its own host again.
-    private var changed: Set<String> = []
+    /// When steps that changed their host (status `changed`) finished: whoever waited for them and read its own
+    /// host before that reads it again.
+    private var changedAt: [String: ContinuousClock.Instant] = [:]
 
     /// Marks a step done (converged or not) and wakes whoever waits for it.
     func finish(host: String, step: String, converged: Bool, changed didChange: Bool = false) {
         let key = Self.key(host, step)
         finished[key] = converged
-        if didChange { changed.insert(key) }
+        if didChange { changedAt[key] = .now }
         for waiter in waiters.removeValue(forKey: key) ?? [] { waiter.resume(returning: converged) }
     }
 
-    /// Whether the step changed something on that host (false until it has finished).
-    func changed(host: String, step: String) -> Bool { changed.contains(Self.key(host, step)) }
+    /// Whether the step finished changing something on that host at or after `since` (false until it has finished).
+    func changed(host: String, step: String, since: ContinuousClock.Instant) -> Bool {
+        changedAt[Self.key(host, step)].map { $0 >= since } ?? false
+    }
 
     /// Whether the step converged on that host, once it has finished there.
     func wait(host: String, step: String) async -> Bool {
