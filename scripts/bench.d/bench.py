@@ -427,6 +427,9 @@ def bench_size(n, args, venv):
         log(f'{n} hosts: fresh apply {wall:.1f} s, remote commands busy {busy:.1f} s')
         if run([BIN, 'plan', inventory, '--detailed-exitcode'], env=env, check=False).returncode != 0:
             die('the plan after the converging apply is not empty')
+        if args.provision_only:
+            own_cost(result, n, inventory, env, work)
+            return result
 
         # The files provision rendered, as each host has them: the other tools' content source.
         for name, address in lab.hosts:
@@ -447,9 +450,6 @@ def bench_size(n, args, venv):
             fn()   # warm-up: page cache, ARP, ControlPersist masters, Python bytecode
         result['noop'] = alternate(args.runs, noop)
         result['noop_counts'] = {label: per_host_counts(lab, fn) for label, fn in noop}
-        rc, wall, cpu, rss = timed_rss([BIN, 'apply', inventory, '--parallel', str(n)], env,
-                                       os.path.join(work, 'noop-time.log'))
-        result['noop_rss'] = {'wall': wall, 'cpu': cpu, 'rss': rss}
 
         log(f'{n} hosts: facts, {args.runs} runs each')
         facts = [('provision', tools.provision_facts), ('ansible', tools.ansible_facts),
@@ -458,9 +458,7 @@ def bench_size(n, args, venv):
             fn()
         result['facts'] = alternate(args.runs, facts)
         result['facts_counts'] = {label: per_host_counts(lab, fn) for label, fn in facts}
-        rc, wall, cpu, rss = timed_rss([BIN, 'facts', inventory, '--output', 'json', '--parallel', str(n)], env,
-                                       os.path.join(work, 'facts-time.log'))
-        result['facts_rss'] = {'wall': wall, 'cpu': cpu, 'rss': rss}
+        own_cost(result, n, inventory, env, work)
 
         if args.upload_mb and n == min(args.sizes):
             result['upload'] = bench_upload(lab, tools, work, inventory, bundle, env, venv, args)
@@ -473,6 +471,20 @@ def bench_size(n, args, venv):
             lab.down()
             shutil.rmtree(directory, ignore_errors=True)
     return result
+
+
+def own_cost(result, n, inventory, env, work):
+    """provision's controller CPU and peak RSS for one no-op apply and one facts run on the converged lab."""
+    rc, wall, cpu, rss = timed_rss([BIN, 'apply', inventory, '--parallel', str(n)], env,
+                                   os.path.join(work, 'noop-time.log'))
+    if rc != 0:
+        die(f'the no-op apply failed (exit {rc}); see {work}/noop-time.log')
+    result['noop_rss'] = {'wall': wall, 'cpu': cpu, 'rss': rss}
+    rc, wall, cpu, rss = timed_rss([BIN, 'facts', inventory, '--output', 'json', '--parallel', str(n)], env,
+                                   os.path.join(work, 'facts-time.log'))
+    if rc != 0:
+        die(f'provision facts failed (exit {rc}); see {work}/facts-time.log')
+    result['facts_rss'] = {'wall': wall, 'cpu': cpu, 'rss': rss}
 
 
 def bench_upload(lab, tools, work, inventory, bundle, env, venv, args):
@@ -571,12 +583,15 @@ def side_by_side(out, results, title, key, labels):
                        f'{"" if label == "provision" else ratio(r[key]["provision"], r[key][label])} |')
 
 
-def report(results, args, command):
+def machine_line(what, command):
     uname = os.uname().release
     mem = next(int(l.split()[1]) for l in open('/proc/meminfo') if l.startswith('MemTotal:')) / 1048576
-    out = [f'Machine: {os.cpu_count()} cores (shared by the tools and the lab hosts), {mem:.0f} GiB RAM, kernel {uname}; '
-           f'{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; {args.runs} runs per tool, alternating; command: '
-           f'`{command}`', '']
+    return (f'Machine: {os.cpu_count()} cores (shared by the tools and the lab hosts), {mem:.0f} GiB RAM, kernel {uname}; '
+            f'{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; {what}command: `{command}`')
+
+
+def report(results, args, command):
+    out = [machine_line(f'{args.runs} runs per tool, alternating; ', command), '']
     side_by_side(out, results, 'No-op converge (everything already converged; every tool must report 0 changes)',
                  'noop', LABELS)
     out.append('')
@@ -610,7 +625,19 @@ def report(results, args, command):
             med, spread = fmt(u['noop'][label])
             out.append(f'| {LABELS[label]} | {med} | {spread} | '
                        f'{"" if label == "provision" else ratio(u["noop"]["provision"], u["noop"]["floor"])} |')
-    out += ['', '### Fresh converge and provision\'s own cost', '',
+    out.append('')
+    own_cost_table(out, results)
+    return '\n'.join(out)
+
+
+def report_own_cost(results, command):
+    out = [machine_line('provision alone, one run each; ', command), '']
+    own_cost_table(out, results)
+    return '\n'.join(out)
+
+
+def own_cost_table(out, results):
+    out += ['### Fresh converge and provision\'s own cost', '',
             '| hosts | fresh apply s | remote commands busy s | tool overhead s | controller CPU s (fresh) | '
             'peak RSS MiB (fresh) | controller CPU s (no-op) | peak RSS MiB (no-op) | controller CPU s (facts) | '
             'peak RSS MiB (facts) |',
@@ -619,7 +646,6 @@ def report(results, args, command):
         f, z, g = r['fresh'], r['noop_rss'], r['facts_rss']
         out.append(f'| {r["n"]} | {f["wall"]:.1f} | {f["busy"]:.1f} | {f["wall"] - f["busy"]:.1f} | {f["cpu"]:.2f} | '
                    f'{f["rss"]:.0f} | {z["cpu"]:.2f} | {z["rss"]:.0f} | {g["cpu"]:.2f} | {g["rss"]:.0f} |')
-    return '\n'.join(out)
 
 
 LABELS = {'provision': '`provision apply`', 'floor': 'floor: OpenSSH, provision\'s probe round as one command',
@@ -631,9 +657,9 @@ UPLOAD_LABELS = {'provision': '`provision apply` (k3s-assets the only work left)
                  'ansible': '`ansible -m copy`'}
 
 
-def write_doc(table):
+def write_doc(table, block):
     path = os.path.join(REPO, 'docs', 'benchmarks.md')
-    begin, end = '<!-- bench:begin -->', '<!-- bench:end -->'
+    begin, end = f'<!-- {block}:begin -->', f'<!-- {block}:end -->'
     text = open(path).read()
     if begin not in text:
         die(f'{path} has no {begin} marker')
@@ -652,6 +678,9 @@ def main():
     parser.add_argument('--workdir', default=None, help='where the labs go (default: a new /tmp/provision-bench.*)')
     parser.add_argument('--keep', action='store_true', help='leave the labs up (tear down with scripts/lab down)')
     parser.add_argument('--no-doc', action='store_true', help='print the tables only')
+    parser.add_argument('--provision-only', action='store_true',
+                        help='only provision\'s fresh converge, CPU and peak RSS (for lab sizes the other tools would '
+                             'take hours on); written to its own block of docs/benchmarks.md')
     parser.add_argument('sizes', nargs='*', type=int)
     args = parser.parse_args()
     args.sizes = args.sizes or [10, 30, 50]
@@ -661,11 +690,14 @@ def main():
     command = 'bash scripts/bench ' + ' '.join(sys.argv[3:])
     t0 = now()
     results = [bench_size(n, args, args.venv) for n in args.sizes]
-    table = report(results, args, command.strip())
+    if args.provision_only:
+        table, block = report_own_cost(results, command.strip()), 'bench-provision'
+    else:
+        table, block = report(results, args, command.strip()), 'bench'
     print(table)
     log(f'done in {(now() - t0) / 1e9:.0f} s')
     if not args.no_doc:
-        write_doc(table)
+        write_doc(table, block)
     if made_workdir and not args.keep:
         shutil.rmtree(args.workdir, ignore_errors=True)
 
