@@ -29,7 +29,7 @@ public struct K3sServiceStep: Step {
     public func probe(for host: InventoryHost) -> String {
         var script = """
             now=$(date +%s); bin=$(stat -c %Y /usr/local/bin/k3s 2>/dev/null || echo 0)
-            \(Systemd.serviceLines(["k3s.service", "k3s-agent.service"])) | while read -r u pid active enabled; do
+            units=$(\(Systemd.serviceLines(["k3s.service", "k3s-agent.service"])) | while read -r u pid active enabled; do
               stale=0
               if [ "$pid" != 0 ]; then
                 age=$(ps -o etimes= -p "$pid" 2>/dev/null | tr -d ' ')
@@ -37,16 +37,19 @@ public struct K3sServiceStep: Step {
               fi
               [ -e \(K3s.restartPending) ] && stale=1
               echo "$u $active $enabled stale=$stale"
-            done
+            done)
+            [ -z "$units" ] || printf '%s\\n' "$units"
             """
         if host.has(.server) {
+            // Whether k3s is active comes from the lines above (k3s's first: `show` answers in the order asked),
+            // not from a second systemctl.
             let ready = ShellQuote.quote("jsonpath={.status.conditions[?(@.type==\"Ready\")].status}")
             script += """
 
-                if [ "$(systemctl is-active k3s 2>/dev/null)" = active ]; then
+                case "$units" in "k3s active "*)
                   echo "readyz=$(k3s kubectl get --raw=/readyz 2>&1 | tail -n 1 | cut -c1-200)"
-                  echo "node=$(k3s kubectl get node \(ShellQuote.quote(host.nodeName)) -o \(ready) 2>&1 | tail -n 1 | cut -c1-200)"
-                fi
+                  echo "node=$(k3s kubectl get node \(ShellQuote.quote(host.nodeName)) -o \(ready) 2>&1 | tail -n 1 | cut -c1-200)" ;;
+                esac
                 """
         }
         return script

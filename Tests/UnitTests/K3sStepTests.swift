@@ -127,6 +127,45 @@ import Templates
         #expect(try String(contentsOfFile: calls, encoding: .utf8).split(separator: "\n").count == 1)
     }
 
+    /// On a server, kubectl is asked about readiness only when k3s is active, and that is read from the same single
+    /// `systemctl show`, not from a second systemctl.
+    @Test(arguments: ["active", "inactive"])
+    func aServerAsksKubectlOnlyWhenTheOneShowSaysK3sIsActive(_ state: String) throws {
+        let bin = FileManager.default.temporaryDirectory.appendingPathComponent("server-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: bin) }
+        let calls = bin.appendingPathComponent("calls").path
+        let tools = [
+            "systemctl": "printf 'Id=k3s.service\\nMainPID=0\\nActiveState=\(state)\\nUnitFileState=enabled\\n\\n'\n"
+                + "printf 'Id=k3s-agent.service\\nMainPID=0\\nActiveState=inactive\\nUnitFileState=\\n'",
+            "k3s": "case \"$*\" in *readyz*) echo ok ;; *) echo True ;; esac",
+        ]
+        for (name, body) in tools {
+            try "#!/bin/sh\necho \"\(name) $*\" >> \(calls)\n\(body)\n"
+                .write(to: bin.appendingPathComponent(name), atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin.appendingPathComponent(name).path)
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", K3sServiceStep().probe(for: try #require(try inventory().host(named: "s1")))]
+        process.environment = ["PATH": bin.path + ":/usr/bin:/bin"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let called = try String(contentsOfFile: calls, encoding: .utf8).split(separator: "\n")
+        #expect(called.filter { $0.hasPrefix("systemctl") }.count == 1)
+        let server = K3sServiceStep.state(output, unit: "k3s")
+        #expect(server.active == state)
+        if state == "active" {
+            #expect(server.readyz == "ok" && server.node == "True")
+        } else {
+            #expect(server.readyz == nil && server.node == nil)
+            #expect(!called.contains { $0.hasPrefix("k3s") })
+        }
+    }
+
     @Test func aRunningAgentIsDrainedOnTheFirstServerBeforeItsUpgradeAndUncordonedAfter() throws {
         let probe = "k3s inactive disabled stale=0\nk3s-agent active enabled stale=0"
         let decision = try K3sServiceStep().decide(try context(try inventory(), "a1", probe: probe, facts: facts("v1.30.2+k3s1")))
