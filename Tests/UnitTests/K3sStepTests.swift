@@ -97,49 +97,13 @@ import Templates
         #expect(K3sServiceStep().probe(for: try #require(try inventory().host(named: "a1"))).contains("[ -e /var/lib/provision/k3s-restart-pending ] && stale=1"))
     }
 
-    /// The agent's probe reads both units with one `systemctl show`. Real systemd prints a unit's properties in its
-    /// own order (Id after MainPID here) and leaves UnitFileState empty for a unit without a file: the probe, run by
-    /// /bin/sh against a systemctl that answers that way, still gives each unit its own state.
-    @Test func oneSystemctlShowGivesEachUnitItsStateWhateverTheOrderOfItsLines() throws {
-        let bin = FileManager.default.temporaryDirectory.appendingPathComponent("systemctl-\(UUID().uuidString)")
+    /// Runs `host`'s k3s-service probe under /bin/sh with `tools` (name → shell body) first on the PATH. Each tool
+    /// logs `<name> <arguments>` before its body runs; returns the probe's output and that log, one call per line.
+    func runProbe(on host: String, tools: [String: String]) throws -> (output: String, calls: [String]) {
+        let bin = FileManager.default.temporaryDirectory.appendingPathComponent("probe-tools-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: bin) }
         let calls = bin.appendingPathComponent("calls").path
-        try """
-            #!/bin/sh
-            echo "$*" >> \(calls)
-            printf 'MainPID=0\\nActiveState=inactive\\nUnitFileState=\\nId=k3s.service\\n\\n'
-            printf 'UnitFileState=enabled\\nMainPID=1\\nId=k3s-agent.service\\nActiveState=active\\n'
-            """.write(to: bin.appendingPathComponent("systemctl"), atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin.appendingPathComponent("systemctl").path)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", K3sServiceStep().probe(for: try #require(try inventory().host(named: "a1")))]
-        process.environment = ["PATH": bin.path + ":/usr/bin:/bin"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(K3sServiceStep.state(output, unit: "k3s") == .init(active: "inactive", enabled: "", stale: false))
-        // PID 1 started long before any /usr/local/bin/k3s here: not stale.
-        #expect(K3sServiceStep.state(output, unit: "k3s-agent") == .init(active: "active", enabled: "enabled", stale: false))
-        #expect(try String(contentsOfFile: calls, encoding: .utf8).split(separator: "\n").count == 1)
-    }
-
-    /// On a server, kubectl is asked about readiness only when k3s is active, and that is read from the same single
-    /// `systemctl show`, not from a second systemctl.
-    @Test(arguments: ["active", "inactive"])
-    func aServerAsksKubectlOnlyWhenTheOneShowSaysK3sIsActive(_ state: String) throws {
-        let bin = FileManager.default.temporaryDirectory.appendingPathComponent("server-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: bin) }
-        let calls = bin.appendingPathComponent("calls").path
-        let tools = [
-            "systemctl": "printf 'Id=k3s.service\\nMainPID=0\\nActiveState=\(state)\\nUnitFileState=enabled\\n\\n'\n"
-                + "printf 'Id=k3s-agent.service\\nMainPID=0\\nActiveState=inactive\\nUnitFileState=\\n'",
-            "k3s": "case \"$*\" in *readyz*) echo ok ;; *) echo True ;; esac",
-        ]
         for (name, body) in tools {
             try "#!/bin/sh\necho \"\(name) $*\" >> \(calls)\n\(body)\n"
                 .write(to: bin.appendingPathComponent(name), atomically: true, encoding: .utf8)
@@ -147,14 +111,40 @@ import Templates
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", K3sServiceStep().probe(for: try #require(try inventory().host(named: "s1")))]
+        process.arguments = ["-c", K3sServiceStep().probe(for: try #require(try inventory().host(named: host)))]
         process.environment = ["PATH": bin.path + ":/usr/bin:/bin"]
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        let called = try String(contentsOfFile: calls, encoding: .utf8).split(separator: "\n")
+        let log = (try? String(contentsOfFile: calls, encoding: .utf8)) ?? ""
+        return (output, log.split(separator: "\n").map(String.init))
+    }
+
+    /// The agent's probe reads both units with one `systemctl show`. Real systemd prints a unit's properties in its
+    /// own order (Id after MainPID here) and leaves UnitFileState empty for a unit without a file: the probe, run by
+    /// /bin/sh against a systemctl that answers that way, still gives each unit its own state.
+    @Test func oneSystemctlShowGivesEachUnitItsStateWhateverTheOrderOfItsLines() throws {
+        let (output, calls) = try runProbe(on: "a1", tools: [
+            "systemctl": "printf 'MainPID=0\\nActiveState=inactive\\nUnitFileState=\\nId=k3s.service\\n\\n'\n"
+                + "printf 'UnitFileState=enabled\\nMainPID=1\\nId=k3s-agent.service\\nActiveState=active\\n'",
+        ])
+        #expect(K3sServiceStep.state(output, unit: "k3s") == .init(active: "inactive", enabled: "", stale: false))
+        // PID 1 started long before any /usr/local/bin/k3s here: not stale.
+        #expect(K3sServiceStep.state(output, unit: "k3s-agent") == .init(active: "active", enabled: "enabled", stale: false))
+        #expect(calls.count == 1)
+    }
+
+    /// On a server, kubectl is asked about readiness only when k3s is active, and that is read from the same single
+    /// `systemctl show`, not from a second systemctl.
+    @Test(arguments: ["active", "inactive"])
+    func aServerAsksKubectlOnlyWhenTheOneShowSaysK3sIsActive(_ state: String) throws {
+        let (output, called) = try runProbe(on: "s1", tools: [
+            "systemctl": "printf 'Id=k3s.service\\nMainPID=0\\nActiveState=\(state)\\nUnitFileState=enabled\\n\\n'\n"
+                + "printf 'Id=k3s-agent.service\\nMainPID=0\\nActiveState=inactive\\nUnitFileState=\\n'",
+            "k3s": "case \"$*\" in *readyz*) echo ok ;; *) echo True ;; esac",
+        ])
         #expect(called.filter { $0.hasPrefix("systemctl") }.count == 1)
         let server = K3sServiceStep.state(output, unit: "k3s")
         #expect(server.active == state)
