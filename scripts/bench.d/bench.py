@@ -475,16 +475,13 @@ def bench_size(n, args, venv):
 
 def own_cost(result, n, inventory, env, work):
     """provision's controller CPU and peak RSS for one no-op apply and one facts run on the converged lab."""
-    rc, wall, cpu, rss = timed_rss([BIN, 'apply', inventory, '--parallel', str(n)], env,
-                                   os.path.join(work, 'noop-time.log'))
-    if rc != 0:
-        die(f'the no-op apply failed (exit {rc}); see {work}/noop-time.log')
-    result['noop_rss'] = {'wall': wall, 'cpu': cpu, 'rss': rss}
-    rc, wall, cpu, rss = timed_rss([BIN, 'facts', inventory, '--output', 'json', '--parallel', str(n)], env,
-                                   os.path.join(work, 'facts-time.log'))
-    if rc != 0:
-        die(f'provision facts failed (exit {rc}); see {work}/facts-time.log')
-    result['facts_rss'] = {'wall': wall, 'cpu': cpu, 'rss': rss}
+    runs = {'noop_rss': (['apply', inventory], 'noop-time.log'),
+            'facts_rss': (['facts', inventory, '--output', 'json'], 'facts-time.log')}
+    for key, (arguments, output) in runs.items():
+        rc, wall, cpu, rss = timed_rss([BIN] + arguments + ['--parallel', str(n)], env, os.path.join(work, output))
+        if rc != 0:
+            die(f'`provision {arguments[0]}` failed (exit {rc}); see {work}/{output}')
+        result[key] = {'wall': wall, 'cpu': cpu, 'rss': rss}
 
 
 def bench_upload(lab, tools, work, inventory, bundle, env, venv, args):
