@@ -267,19 +267,25 @@ public final class SSHConnection: @unchecked Sendable {
     /// A non-zero exit is a result, not an error; errors are transport failures.
     public func run(_ command: String, stdin: Data? = nil, privileged: Bool = false,
                     timeout: Double? = nil) async throws -> CommandResult {
+        let result = try await send(command, input: stdin.map { .data($0) }, privileged: privileged, timeout: timeout)
+        counters.withLock { $0.commands += 1 }
+        return result
+    }
+
+    /// `run` with stdin from `input`, read in pieces as the channel takes them.
+    private func send(_ command: String, input: UploadSource?, privileged: Bool,
+                      timeout: Double?) async throws -> CommandResult {
         var line = command
-        var input = stdin ?? Data()
+        var prefix = Data()
         if privileged {
             let wrapped = Privilege.wrap(command, user: options.user, sudoPassword: options.sudoPassword)
             line = wrapped.command
-            if let prefix = wrapped.stdinPrefix { input = Data(prefix.utf8) + input }
+            if let stdinPrefix = wrapped.stdinPrefix { prefix = Data(stdinPrefix.utf8) }
         }
-        let sendInput = stdin != nil || privileged && options.sudoPassword != nil && options.user != "root"
-        let finalLine = line, finalInput = input
-        let result = try await perform(timeout: timeout) { op in
-            try self.execute(finalLine, stdin: sendInput ? finalInput : nil, op: op)
-        }
-        counters.withLock { $0.commands += 1 }
+        let sendInput = input != nil || !prefix.isEmpty
+        let feed = sendInput ? try InputFeed(prefix, then: input) : nil
+        let finalLine = line
+        let result = try await perform(timeout: timeout) { op in try self.execute(finalLine, input: feed, op: op) }
         if privileged && options.user != "root" && result.exitStatus == 1 {
             let text = result.stderrText
             if text.contains("a password is required") {
@@ -356,7 +362,15 @@ public final class SSHConnection: @unchecked Sendable {
         SSHError(kind, "\(options.name): \(what): \(String(cString: provision_session_error(session))) (libssh2 \(rc))")
     }
 
-    private func execute(_ command: String, stdin: Data?, op: Operation) throws -> CommandResult {
+    /// Frees a channel an operation gave up on (cancelled, timed out, failed). libssh2 first sends the channel's
+    /// close, which can wait for the socket: the remote command then sees its stdin end (an upload removes its
+    /// partial file) instead of waiting on a channel nobody reads.
+    private func discard(_ channel: OpaquePointer) {
+        let op = Operation(id: -1, deadline: ContinuousClock.now + .seconds(2))
+        _ = try? retry(op) { libssh2_channel_free(channel) }
+    }
+
+    private func execute(_ command: String, input: InputFeed?, op: Operation) throws -> CommandResult {
         // The handler redacts secrets; long scripts (the facts probe) are cut to their start.
         let shown = command.count > 160 ? String(command.prefix(160)).replacing("\n", with: "; ") + " …" : command
         logger.debug("$ \(shown)", metadata: ["host": "\(options.name)"])
@@ -364,31 +378,33 @@ public final class SSHConnection: @unchecked Sendable {
             throw failure(.disconnected, "cannot open a channel", libssh2_session_last_errno(session))
         }
         var freed = false
-        defer { if !freed { libssh2_channel_free(channel) } }
+        defer { if !freed { discard(channel) } }
         let started = try retry(op) { provision_channel_exec(channel, command) }
         if started != 0 { throw failure(.protocolError, "the server refused to run the command", started) }
 
         var stdout = Data(), stderr = Data()
-        let input = stdin ?? Data()
-        var written = 0
         var eofSent = false
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             var progressed = false
             if !eofSent {
-                if written < input.count {
-                    let n = input.withUnsafeBytes { raw in
-                        libssh2_channel_write_ex(channel, 0,
-                                                 raw.baseAddress!.advanced(by: written).assumingMemoryBound(to: CChar.self),
-                                                 min(input.count - written, 65536))
+                var feeding = true
+                while feeding, let input {
+                    let n = try input.withPending { pending in
+                        libssh2_channel_write_ex(channel, 0, pending.baseAddress!.assumingMemoryBound(to: CChar.self), pending.count)
                     }
-                    if n > 0 { written += n; progressed = true }
-                    else if n != Int(LIBSSH2_ERROR_EAGAIN) && n < 0 {
+                    guard let n else { break }  // all sent
+                    if n > 0 {
+                        input.consumed(n)
+                        progressed = true
+                    } else if n == Int(LIBSSH2_ERROR_EAGAIN) || n == 0 {
+                        feeding = false
+                    } else {
                         // The command may have exited without reading its input; stop feeding it.
-                        written = input.count
+                        input.abandon()
                     }
                 }
-                if written >= input.count {
+                if input?.finished ?? true {
                     let rc = libssh2_channel_send_eof(channel)
                     if rc != LIBSSH2_ERROR_EAGAIN { eofSent = true; progressed = true }
                 }
@@ -434,40 +450,52 @@ public final class SSHConnection: @unchecked Sendable {
         case file(String)
     }
 
-    /// Writes `source` to `remotePath` so that readers see either the old file or the whole new one: the bytes
-    /// go to a temporary file beside it (fsynced), which gets its owner and mode and is then renamed into place.
-    /// Missing folders on the way are made (mode 0755), through SFTP for root and by the placing script under sudo
-    /// otherwise, so a fresh host needs no `mkdir` command first.
-    /// A failure leaves no temporary file behind. Non-root logins stage the bytes in their home and use sudo.
+    /// Writes `source` to `remotePath` so that readers see either the old file or the whole new one, in one
+    /// command: the bytes stream over its stdin into a temporary file beside the path (fsynced), which is checked
+    /// for length, gets its owner and mode, and is then renamed into place. Missing folders on the way are made
+    /// (mode 0755). Non-root logins run that command under sudo, so nothing is staged in their home.
+    /// A failure, or a stream cut short, leaves no temporary file behind.
     /// Temporary names are `.<name>.provision-<random>`: `temporaryPattern` finds leftovers of a killed run.
+    ///
+    /// Not SFTP: libssh2 1.10's SFTP writes cost the controller and the host about a third more CPU than the same
+    /// bytes as channel data (docs/benchmarks.md), and a small file took four SFTP round trips plus the command
+    /// that placed it.
     public func upload(_ source: UploadSource, to remotePath: String, mode: Int? = 0o644, owner: String? = nil,
                        backup: Bool = false, timeout: Double? = nil) async throws {
+        let size = try source.byteCount()
         let token = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        let folder = (remotePath as NSString).deletingLastPathComponent
-        let base = (remotePath as NSString).lastPathComponent
-        let temporary = (folder.isEmpty ? "" : folder + "/") + ".\(base).provision-\(token)"
-        let asRoot = options.user == "root"
-        let staging = asRoot ? temporary : ".provision-upload-\(base)-\(token)"
-        try await perform(timeout: timeout) { op in try self.sftpWrite(source, to: staging, makeFolders: asRoot, op: op) }
-        let q = ShellQuote.quote
-        var steps: [String] = []
-        if !asRoot && !folder.isEmpty { steps.append("mkdir -p \(q(folder))") }
-        // Leftovers of an upload to the same path that was killed midway go first.
-        steps += ["for f in \(Self.temporaryPattern(for: remotePath)); do [ \"$f\" = \(q(temporary)) ] || rm -f \"$f\"; done"]
-        // The staging copy is relative to the login's home, which is also the working directory sudo keeps.
-        if !asRoot { steps.append("cp \(q(staging)) \(q(temporary))") }
-        if let owner { steps.append("chown \(q(owner)) \(q(temporary))") }
-        if let mode { steps.append("chmod 0\(String(mode, radix: 8)) \(q(temporary))") }
-        // The previous file is kept once as <path>.provision.bak (apt and sysctl skip *.bak names).
-        if backup { steps.append("{ [ ! -f \(q(remotePath)) ] || cp \(q(remotePath)) \(q(remotePath + ".provision.bak")); }") }
-        steps.append("mv -f \(q(temporary)) \(q(remotePath))")
-        var script = "{ " + steps.joined(separator: " && ") + "; } || { rc=$?; rm -f \(q(temporary)); exit $rc; }"
-        if !asRoot { script = "trap 'rm -f \(q(staging))' EXIT; " + script }
-        let result = try await run(script, privileged: !asRoot, timeout: timeout)
+        let script = Self.placingScript(remotePath, size: size, token: token, mode: mode, owner: owner, backup: backup)
+        let result = try await send(script, input: source, privileged: options.user != "root", timeout: timeout)
         guard result.succeeded else {
-            throw SSHError(.sftp, "\(options.name): placing \(remotePath) failed (\(result.statusDescription)): \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw SSHError(.transfer, "\(options.name): placing \(remotePath) failed (\(result.statusDescription)): \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         counters.withLock { $0.uploads += 1 }
+    }
+
+    /// The command an upload runs: stdin (exactly `size` bytes) to the temporary file, then into place.
+    static func placingScript(_ remotePath: String, size: Int, token: String, mode: Int?, owner: String?,
+                              backup: Bool) -> String {
+        let folder = (remotePath as NSString).deletingLastPathComponent
+        let base = (remotePath as NSString).lastPathComponent
+        let q = ShellQuote.quote
+        let temporary = (folder.isEmpty ? "" : folder + "/") + ".\(base).provision-\(token)"
+        var steps: [String] = []
+        if !folder.isEmpty { steps.append("{ [ -d \(q(folder)) ] || mkdir -p \(q(folder)); }") }
+        // Leftovers of an upload to the same path that was killed midway go first.
+        steps.append("for f in \(temporaryPattern(for: remotePath)); do [ \"$f\" = \"$t\" ] || rm -f \"$f\"; done")
+        // Readable by root alone until it has its mode; dd's conv=fsync puts the bytes on disk before the rename.
+        steps.append("(umask 077 && exec dd of=\"$t\" bs=256k conv=fsync status=none)")
+        // A stream cut short (the controller killed, the connection lost) ends stdin early: never place that.
+        steps.append("n=$(stat -c %s \"$t\")")
+        steps.append("{ [ \"$n\" = \(size) ] || { echo \"received $n of \(size) bytes\" >&2; false; }; }")
+        if let owner { steps.append("chown \(q(owner)) \"$t\"") }
+        if let mode { steps.append("chmod 0\(String(mode, radix: 8)) \"$t\"") }
+        // The previous file is kept once as <path>.provision.bak (apt and sysctl skip *.bak names).
+        if backup { steps.append("{ [ ! -f \(q(remotePath)) ] || cp \(q(remotePath)) \(q(remotePath + ".provision.bak")); }") }
+        steps.append("mv -f \"$t\" \(q(remotePath))")
+        // SIGPIPE ignored: once the controller is gone, a message to the closed stderr must not kill the shell
+        // before it removes the temporary file.
+        return "trap '' PIPE; t=\(q(temporary)); { " + steps.joined(separator: " && ") + "; } || { rc=$?; rm -f \"$t\"; exit $rc; }"
     }
 
     /// A shell glob matching the temporary files an interrupted upload to `remotePath` may have left.
@@ -487,7 +515,7 @@ public final class SSHConnection: @unchecked Sendable {
     private func sftpSession(_ op: Operation) throws -> OpaquePointer {
         if let sftp { return sftp }
         guard let opened = try retryPointer(op, { libssh2_sftp_init(session) }) else {
-            throw failure(.sftp, "cannot start SFTP", libssh2_session_last_errno(session))
+            throw failure(.transfer, "cannot start SFTP", libssh2_session_last_errno(session))
         }
         sftp = opened
         return opened
@@ -501,84 +529,7 @@ public final class SSHConnection: @unchecked Sendable {
         case UInt(LIBSSH2_FX_PERMISSION_DENIED): reason = "permission denied"
         default: reason = "\(String(cString: provision_session_error(session))) (sftp status \(code))"
         }
-        return SSHError(.sftp, "\(options.name): \(what): \(reason)")
-    }
-
-    private func sftpWrite(_ source: UploadSource, to path: String, makeFolders: Bool, op: Operation) throws {
-        let sftp = try sftpSession(op)
-        let flags = UInt(LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC | LIBSSH2_FXF_EXCL)
-        let create = {
-            try self.retryPointer(op, {
-                libssh2_sftp_open_ex(sftp, path, UInt32(path.utf8.count), flags, 0o600, LIBSSH2_SFTP_OPENFILE)
-            })
-        }
-        var opened = try create()
-        // The folder is made only when the file cannot be created without it: one SFTP round trip per missing
-        // folder, and nothing at all on a host that has them.
-        if opened == nil, makeFolders, Self.missingPath(libssh2_sftp_last_error(sftp)) {
-            try makeFolder((path as NSString).deletingLastPathComponent, sftp: sftp, op: op)
-            opened = try create()
-        }
-        guard let handle = opened else { throw sftpError(sftp, "cannot create \(path)") }
-        var handleOpen = true
-        do {
-            defer { if handleOpen { _ = try? retry(op) { libssh2_sftp_close_handle(handle) } } }
-            var reader = try ChunkReader(source)
-            // libssh2 pipelines writes from one buffer and reports bytes acknowledged; keep the unacknowledged
-            // tail in place and refill behind it.
-            let capacity = 4 << 20
-            let window = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
-            defer { window.deallocate() }
-            var start = 0, end = 0, exhausted = false
-            while true {
-                if !exhausted && end < capacity {
-                    if start > 0 && start == end { start = 0; end = 0 }
-                    let n = try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: window[end..<capacity]))
-                    if n == 0 { exhausted = true } else { end += n }
-                }
-                if start == end && exhausted { break }
-                let n = libssh2_sftp_write(handle, window.baseAddress!.advanced(by: start).assumingMemoryBound(to: CChar.self),
-                                           end - start)
-                if n == Int(LIBSSH2_ERROR_EAGAIN) { try waitForSocket(op); continue }
-                if n < 0 { throw sftpError(sftp, "writing \(path) failed") }
-                start += n
-                if start > capacity / 2 && !exhausted {
-                    // Slide the unacknowledged bytes to the front to make room for more.
-                    let remaining = end - start
-                    window.baseAddress!.copyMemory(from: window.baseAddress!.advanced(by: start), byteCount: remaining)
-                    start = 0
-                    end = remaining
-                }
-            }
-            if try retry(op, { libssh2_sftp_fsync(handle) }) != 0 { throw sftpError(sftp, "syncing \(path) failed") }
-            handleOpen = false
-            if try retry(op, { libssh2_sftp_close_handle(handle) }) != 0 { throw sftpError(sftp, "closing \(path) failed") }
-        } catch {
-            _ = try? retry(op) { libssh2_sftp_unlink_ex(sftp, path, UInt32(path.utf8.count)) }
-            throw error
-        }
-    }
-
-    private static func missingPath(_ code: UInt) -> Bool {
-        code == UInt(LIBSSH2_FX_NO_SUCH_FILE) || code == UInt(LIBSSH2_FX_NO_SUCH_PATH)
-    }
-
-    /// `mkdir -p` over SFTP: the folder, after whichever of its parents are missing.
-    private func makeFolder(_ folder: String, sftp: OpaquePointer, op: Operation) throws {
-        guard !folder.isEmpty, folder != "/" else { return }
-        let mkdir = { try self.retry(op) { libssh2_sftp_mkdir_ex(sftp, folder, UInt32(folder.utf8.count), 0o755) } }
-        if try mkdir() == 0 { return }
-        let code = libssh2_sftp_last_error(sftp)
-        if Self.missingPath(code) {
-            try makeFolder((folder as NSString).deletingLastPathComponent, sftp: sftp, op: op)
-            if try mkdir() == 0 { return }
-        }
-        // Made meanwhile by someone else, or there already (sftp-server reports that as a plain failure).
-        var attributes = LIBSSH2_SFTP_ATTRIBUTES()
-        let isFolder = try retry(op) {
-            libssh2_sftp_stat_ex(sftp, folder, UInt32(folder.utf8.count), LIBSSH2_SFTP_STAT, &attributes)
-        } == 0 && attributes.permissions & UInt(LIBSSH2_SFTP_S_IFMT) == UInt(LIBSSH2_SFTP_S_IFDIR)
-        if !isFolder { throw sftpError(sftp, "cannot create the folder \(folder)") }
+        return SSHError(.transfer, "\(options.name): \(what): \(reason)")
     }
 
     private func sftpRead(_ path: String, op: Operation) throws -> Data {
@@ -633,39 +584,84 @@ public final class SSHConnection: @unchecked Sendable {
     }
 }
 
-/// Reads an upload source in pieces, so a large file never sits in memory whole.
-private struct ChunkReader {
-    private let data: Data?
-    private var offset = 0
-    private let fd: Int32
+/// A command's stdin: some bytes in memory (sudo's password line), then the source, read in pieces as the channel
+/// takes them, so a large file never sits in memory whole. Used only on the connection's queue.
+final class InputFeed: @unchecked Sendable {
+    private let head: Data
+    private var headOffset = 0
+    private var body: SSHConnection.UploadSource?
+    private var fd: Int32
+    private let window: UnsafeMutableRawBufferPointer
+    private var start = 0, end = 0
+    /// Everything was handed to the channel, or the command stopped reading.
+    private(set) var finished = false
 
-    init(_ source: SSHConnection.UploadSource) throws {
-        switch source {
-        case .data(let data):
-            self.data = data
-            fd = -1
-        case .file(let path):
-            data = nil
+    init(_ head: Data, then body: SSHConnection.UploadSource?) throws {
+        self.head = head
+        self.body = body
+        fd = -1
+        if case .file(let path) = body {
             fd = open(path, O_RDONLY | O_CLOEXEC)
-            if fd < 0 { throw SSHError(.sftp, "cannot read \(path): \(String(cString: strerror(errno)))") }
+            if fd < 0 { throw SSHError(.transfer, "cannot read \(path): \(String(cString: strerror(errno)))") }
         }
+        // Allocated last: a throw above leaves nothing to free.
+        window = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
     }
 
-    mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        if let data {
-            let n = min(buffer.count, data.count - offset)
-            if n > 0 {
-                data.withUnsafeBytes { raw in
-                    buffer.baseAddress!.copyMemory(from: raw.baseAddress!.advanced(by: offset), byteCount: n)
-                }
-            }
-            offset += n
-            return n
+    deinit {
+        window.deallocate()
+        if fd >= 0 { Glibc.close(fd) }
+    }
+
+    /// Calls `body` with the bytes to send next, or returns nil once there are none.
+    func withPending<T>(_ send: (UnsafeRawBufferPointer) -> T) throws -> T? {
+        if start == end && !finished { try refill() }
+        if finished { return nil }
+        return send(UnsafeRawBufferPointer(rebasing: window[start..<end]))
+    }
+
+    func consumed(_ count: Int) { start += count }
+
+    func abandon() { finished = true }
+
+    private func refill() throws {
+        start = 0
+        end = 0
+        if headOffset < head.count {
+            end = min(window.count, head.count - headOffset)
+            head.copyBytes(to: window.baseAddress!.assumingMemoryBound(to: UInt8.self), from: headOffset..<headOffset + end)
+            headOffset += end
+            return
         }
-        let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
-        if n < 0 { throw SSHError(.sftp, "reading the local file failed: \(String(cString: strerror(errno)))") }
-        if n == 0 { Glibc.close(fd) }
-        return n
+        switch body {
+        case .data(let data):
+            end = min(window.count, data.count)
+            data.copyBytes(to: window.baseAddress!.assumingMemoryBound(to: UInt8.self), from: data.startIndex..<data.startIndex + end)
+            body = end < data.count ? .data(data.dropFirst(end)) : nil
+        case .file:
+            let n = Glibc.read(fd, window.baseAddress, window.count)
+            if n < 0 { throw SSHError(.transfer, "reading the local file failed: \(String(cString: strerror(errno)))") }
+            end = n
+            if n == 0 { body = nil }
+        case nil:
+            break
+        }
+        if end == 0 { finished = true }
     }
 }
 
+extension SSHConnection.UploadSource {
+    /// How many bytes the upload sends.
+    func byteCount() throws -> Int {
+        switch self {
+        case .data(let data):
+            return data.count
+        case .file(let path):
+            var info = stat()
+            guard stat(path, &info) == 0 else {
+                throw SSHError(.transfer, "cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            return Int(info.st_size)
+        }
+    }
+}

@@ -2,7 +2,7 @@
 public struct SSHError: Error, CustomStringConvertible, Sendable {
     public enum Kind: String, Sendable {
         case unreachable, timeout, hostKeyUnknown, hostKeyChanged, hostKeyPinMismatch, authentication
-        case protocolError, sftp, sudo, disconnected, cancelled
+        case protocolError, transfer, sudo, disconnected, cancelled
     }
 
     public var kind: Kind

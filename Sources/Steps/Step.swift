@@ -124,7 +124,7 @@ public enum Action: Sendable, Equatable {
     case writeFile(path: String, content: String, mode: Int?, owner: String?)
     /// Reboot and wait for the host to come back with a new boot id.
     case reboot(reason: String)
-    /// A local file sent over SFTP (compared by sha256 beforehand), placed atomically.
+    /// A local file sent to the host (compared by sha256 beforehand), placed atomically.
     case upload(localPath: String, remotePath: String, mode: Int)
     /// Nothing to do but wait: read the host again until the step is satisfied, for at most `timeout` seconds.
     case awaitConvergence(timeout: Double)

@@ -1,7 +1,7 @@
 import Foundation
 import LabSupport
 import Testing
-import SSHTransport
+@testable import SSHTransport
 
 /// The SSH transport against real sshd hosts of the lab.
 @Suite(.serialized) struct TransportTests {
@@ -236,7 +236,7 @@ import SSHTransport
         }
     }
 
-    // MARK: SFTP
+    // MARK: Files
 
     @Test func a50MBUploadArrivesIntactAndAtomically() async throws {
         try await withLab(hosts: 1) { lab in
@@ -272,7 +272,7 @@ import SSHTransport
             let error = await sshError {
                 try await connection.upload(.data(Data("x".utf8)), to: "/srv/owned", owner: "no-such-user")
             }
-            #expect(error?.kind == .sftp)
+            #expect(error?.kind == .transfer)
             #expect(error?.message.contains("placing /srv/owned failed") == true)
             let listing = try lab.exec(lab.hosts[0].name, "ls -a /srv").stdout
             #expect(!listing.contains("provision"))
@@ -288,21 +288,52 @@ import SSHTransport
             let root = try await SSHConnection.connect(options(lab))
             try await root.upload(.data(Data("one\n".utf8)), to: "/srv/a/b/c/one.conf", mode: 0o600)
             try await root.upload(.data(Data("two\n".utf8)), to: "/srv/a/b/c/two.conf", mode: 0o600)
-            // Only the two placing scripts ran: the folders were made over SFTP.
-            #expect(root.statistics.commands == 2)
+            // Each upload was its one command, folders included.
+            #expect(root.statistics.commands == 0 && root.statistics.uploads == 2)
             let made = try lab.exec(host, "cat /srv/a/b/c/one.conf /srv/a/b/c/two.conf; stat -c '%a %U %n' /srv/a /srv/a/b /srv/a/b/c").stdout
             #expect(made == "one\ntwo\n755 root /srv/a\n755 root /srv/a/b\n755 root /srv/a/b/c\n")
             let error = await sshError { try await root.upload(.data(Data("x".utf8)), to: "/srv/plain/x.conf") }
-            #expect(error?.kind == .sftp)
-            #expect(error?.message.hasPrefix("lab-1: cannot create the folder /srv/plain") == true)
+            #expect(error?.kind == .transfer)
+            #expect(error?.message.hasPrefix("lab-1: placing /srv/plain/x.conf failed (exit 1): mkdir: cannot create directory '/srv/plain'") == true)
             await root.close()
 
             let alice = try await SSHConnection.connect(options(lab, user: "alice", sudoPassword: lab.alicePassword))
             try await alice.upload(.data(Data("k3s: yes\n".utf8)), to: "/etc/provision-new/sub/test.yaml", mode: 0o600)
-            #expect(alice.statistics.commands == 1)
+            #expect(alice.statistics.commands == 0 && alice.statistics.uploads == 1)
             let placed = try lab.exec(host, "cat /etc/provision-new/sub/test.yaml; stat -c '%a %U' /etc/provision-new/sub /etc/provision-new/sub/test.yaml").stdout
             #expect(placed == "k3s: yes\n755 root\n600 root\n")
             await alice.close()
+        }
+    }
+
+    @Test func aStreamCutShortIsNeverPlaced() async throws {
+        try await withLab(hosts: 1) { lab in
+            let host = lab.hosts[0].name
+            _ = try lab.exec(host, "echo old > /srv/images.tar")
+            let connection = try await SSHConnection.connect(options(lab))
+            // Fewer bytes arrive than the upload announced, as when the controller dies midway.
+            let script = SSHConnection.placingScript("/srv/images.tar", size: 10, token: "t1", mode: 0o644, owner: nil,
+                                                     backup: false)
+            let short = try await connection.run(script, stdin: Data("short".utf8))
+            #expect(short.exitStatus == 1)
+            #expect(short.stderrText == "received 5 of 10 bytes\n")
+            #expect(try lab.exec(host, "cat /srv/images.tar").stdout == "old\n")
+            #expect(try !lab.exec(host, "ls -a /srv").stdout.contains(".provision-"))
+
+            // The same with a real upload cancelled while its bytes are on the way.
+            let local = NSTemporaryDirectory() + "upload-\(UUID().uuidString)"
+            _ = try run("/bin/sh", ["-c", "head -c 209715200 /dev/urandom > \(local)"])
+            defer { try? FileManager.default.removeItem(atPath: local) }
+            let upload = Task { try await connection.upload(.file(local), to: "/srv/images.tar") }
+            _ = try lab.exec(host, "for i in $(seq 1 200); do ls -a /srv | grep -q provision- && exit 0; sleep 0.01; done; exit 1")
+            upload.cancel()
+            let error = await sshError { try await upload.value }
+            #expect(error?.kind == .cancelled)
+            // The host notices the closed stream by itself; give it a moment to clean up.
+            let after = try lab.exec(host, "for i in $(seq 1 100); do ls -a /srv | grep -q provision- || break; sleep 0.05; done; cat /srv/images.tar; ls -a /srv; cat /tmp/siglog").stdout
+            #expect(after.hasPrefix("old\n"))
+            #expect(!after.contains(".provision-"))
+            await connection.close()
         }
     }
 
