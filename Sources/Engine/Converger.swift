@@ -298,6 +298,8 @@ public struct Converger: Sendable {
         var round = 1
         while true {
             var index = 0
+            // What the run batch that ended the actions read back in the same command (facts and probes).
+            var readWithLastBatch: (HostFacts, [String: String])?
             while index < current.count {
                 let action = current[index]
                 if case .awaitConvergence(let timeout) = action {
@@ -311,6 +313,14 @@ public struct Converger: Sendable {
                     commands.append(command)
                     index += 1
                 }
+                if !commands.isEmpty && index == current.count {
+                    // The last actions of the round: the host is read again in the same command, not the next.
+                    probedAt = .now
+                    let (ran, read) = try await Self.runThenRead(commands, host: host, steps: steps, on: connection)
+                    output += ran
+                    readWithLastBatch = read
+                    continue
+                }
                 if !commands.isEmpty {
                     output += try await Self.run(commands, on: connection)
                     continue
@@ -319,8 +329,13 @@ public struct Converger: Sendable {
                 index += 1
             }
             repeat {
-                probedAt = .now
-                (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
+                if let read = readWithLastBatch {
+                    (facts, probes) = read
+                    readWithLastBatch = nil
+                } else {
+                    probedAt = .now
+                    (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
+                }
                 context = await self.context(step, host: host, facts: facts, probes: probes)
                 after = try step.decide(context)
                 guard case .change = after, let deadline = waitUntil, ContinuousClock.now < deadline else { break }
@@ -378,13 +393,45 @@ public struct Converger: Sendable {
     /// `run` actions in order as one remote command, each in a subshell of its own as if it ran alone; the first
     /// that fails stops the rest and is the one the error names. Returns their output.
     static func run(_ commands: [String], on connection: SSHConnection) async throws -> String {
-        let script = commands.count == 1 ? commands[0] : commands.enumerated().map { index, command in
+        let script = commands.count == 1 ? commands[0] : batch(commands)
+        return try check(await connection.run(script, privileged: true), commands: commands)
+    }
+
+    /// Each command in a subshell of its own; the first failure exits, naming its index on stderr.
+    static func batch(_ commands: [String]) -> String {
+        commands.enumerated().map { index, command in
             "(\n\(command)\n) || { rc=$?; printf '\\n%s %d\\n' \(failedActionMarker) \(index) >&2; exit $rc; }"
         }.joined(separator: "\n")
+    }
+
+    static let readMarker = "@@provision-read-again"
+
+    /// `run`, then the probe round in the same remote command once every command succeeded: the re-check that
+    /// follows a change costs no round trip of its own. The round's output (and stderr) follow a marker line.
+    static func runThenRead(_ commands: [String], host: InventoryHost, steps: [any Step],
+                            on connection: SSHConnection) async throws -> (String, (HostFacts, [String: String])) {
+        let script = batch(commands) + "\nprintf '\\n%s\\n' \(readMarker); printf '\\n%s\\n' \(readMarker) >&2\n"
+            + ProbeRound.script(for: host, steps: steps)
         let result = try await connection.run(script, privileged: true)
+        let split = "\n\(readMarker)\n"
+        guard let out = result.stdoutText.range(of: split, options: .backwards),
+              let err = result.stderrText.range(of: split, options: .backwards) else {
+            // A command failed (or the connection's shell died) before the round began.
+            _ = try check(result, commands: commands)
+            throw StepError("`\(commands.joined(separator: "`, `"))` ended without reading the host again (\(result.statusDescription))")
+        }
+        let ran = String(result.stdoutText[..<out.lowerBound]) + String(result.stderrText[..<err.lowerBound])
+        let read = try ProbeRound.read(stdout: String(result.stdoutText[out.upperBound...]),
+                                       stderr: String(result.stderrText[err.upperBound...]),
+                                       status: result, host: host)
+        return (ran, read)
+    }
+
+    /// The output of commands sent by `run` or `batch`, or the error naming the one that failed.
+    private static func check(_ result: CommandResult, commands: [String]) throws -> String {
         var stderr = result.stderrText
         var failed: String?
-        if commands.count > 1, let marker = stderr.range(of: "\n\(failedActionMarker) ", options: .backwards) {
+        if let marker = stderr.range(of: "\n\(failedActionMarker) ", options: .backwards) {
             let index = Int(stderr[marker.upperBound...].prefix { $0.isNumber }) ?? -1
             failed = commands.indices.contains(index) ? commands[index] : nil
             stderr = String(stderr[..<marker.lowerBound])

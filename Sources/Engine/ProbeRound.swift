@@ -43,9 +43,15 @@ enum ProbeRound {
     static func run(on connection: SSHConnection, host: InventoryHost,
                     steps: [any Step]) async throws -> (HostFacts, [String: String]) {
         let result = try await connection.run(script(for: host, steps: steps), privileged: true)
-        guard result.succeeded else {
-            throw SSHError(.protocolError, "\(host.name): reading the host failed (\(result.statusDescription)): \(result.stderrText.suffix(400))")
+        return try read(stdout: result.stdoutText, stderr: result.stderrText, status: result, host: host)
+    }
+
+    /// Parses the round's output, or fails with its status and the end of its stderr.
+    static func read(stdout: String, stderr: String, status: CommandResult,
+                     host: InventoryHost) throws -> (HostFacts, [String: String]) {
+        guard status.succeeded else {
+            throw SSHError(.protocolError, "\(host.name): reading the host failed (\(status.statusDescription)): \(stderr.suffix(400))")
         }
-        return try parse(result.stdoutText)
+        return try parse(stdout)
     }
 }

@@ -1,5 +1,7 @@
+import Facts
 import Foundation
 @testable import Engine
+import Inventory
 import LabSupport
 import SSHTransport
 import Steps
@@ -33,6 +35,41 @@ import Testing
             let files = try lab.exec(lab.hosts[0].name, "ls /srv").stdout
             #expect(files.contains("second"))
             #expect(!files.contains("third"))
+            await connection.close()
+        }
+    }
+
+    /// Reports what /srv/marker holds, as a step's probe would.
+    struct Marker: Step {
+        let id = "marker"
+        let summary = "the marker file"
+        func probe(for host: InventoryHost) -> String { "cat /srv/marker 2>/dev/null || echo absent" }
+        func decide(_ context: StepContext) throws -> Decision { .ok(context.probe) }
+    }
+
+    @Test func theLastBatchOfAChangeReadsTheHostAgainInTheSameCommand() async throws {
+        try await withLab(hosts: 1) { lab in
+            let connection = try await connect(lab)
+            let host = InventoryHost(name: lab.hosts[0].name, address: lab.hosts[0].address, roles: [.agent],
+                                     ssh: SSHSettings(keyPath: lab.keyPath, useAgent: false, knownHosts: lab.knownHostsPath),
+                                     location: SourceLocation(file: "i.yaml", line: 1, column: 1))
+            let (output, read) = try await Converger.runThenRead(["echo made > /srv/marker; echo done", "echo warned >&2"],
+                                                                 host: host, steps: [Marker()], on: connection)
+            // The commands' output alone; the read sees what they changed.
+            #expect(output == "done\nwarned\n")
+            #expect(read.1["marker"] == "made")
+            #expect(read.0.hostname == lab.hosts[0].name)
+            #expect(connection.statistics.commands == 1)
+
+            // A failure is named as in `run`, and the host is not read.
+            do {
+                _ = try await Converger.runThenRead(["echo broken >&2; exit 3", "echo again > /srv/marker"],
+                                                    host: host, steps: [Marker()], on: connection)
+                Issue.record("a failing action must fail the batch")
+            } catch {
+                #expect(String(describing: error) == "`echo broken >&2; exit 3` failed (exit 3): broken")
+            }
+            #expect(try lab.exec(host.name, "cat /srv/marker").stdout == "made\n")
             await connection.close()
         }
     }
