@@ -604,8 +604,11 @@ final class InputFeed: @unchecked Sendable {
             fd = open(path, O_RDONLY | O_CLOEXEC)
             if fd < 0 { throw SSHError(.transfer, "cannot read \(path): \(String(cString: strerror(errno)))") }
         }
-        // Allocated last: a throw above leaves nothing to free.
-        window = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
+        // Allocated last: a throw above leaves nothing to free. A rendered file needs no more than its own size.
+        var needed = 256 << 10
+        if case .data(let data) = body { needed = min(needed, max(1, head.count + data.count)) }
+        if body == nil { needed = max(1, head.count) }
+        window = UnsafeMutableRawBufferPointer.allocate(byteCount: needed, alignment: 16)
     }
 
     deinit {

@@ -345,6 +345,13 @@ import Testing
                                      "cat /etc/provision-test.yaml; stat -c '%a %U' /etc/provision-test.yaml; ls -a /home/alice /etc")
             #expect(check.stdout.hasPrefix("k3s: yes\n600 root\n"))
             #expect(!check.stdout.contains(".provision-"))
+            // A file larger than any pipe buffer: sudo reads its password line and not a byte of what follows.
+            let local = NSTemporaryDirectory() + "upload-\(UUID().uuidString)"
+            _ = try run("/bin/sh", ["-c", "head -c 3000000 /dev/urandom > \(local)"])
+            defer { try? FileManager.default.removeItem(atPath: local) }
+            try await connection.upload(.file(local), to: "/srv/big.bin")
+            let localSum = try run("/usr/bin/sha256sum", [local]).stdout.prefix(64)
+            #expect(try lab.exec(lab.hosts[0].name, "sha256sum /srv/big.bin").stdout.prefix(64) == localSum)
             await connection.close()
         }
     }
