@@ -77,7 +77,9 @@ let package = Package(
                                "GitLab", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        .executableTarget(name: "provision", dependencies: ["ProvisionCommands"], swiftSettings: strict),
+        // glibc's malloc.h, for the executable's arena setting.
+        .systemLibrary(name: "CGlibcMalloc"),
+        .executableTarget(name: "provision", dependencies: ["ProvisionCommands", "CGlibcMalloc"], swiftSettings: strict),
 
         // Test support: brings the lab (scripts/lab) up and down, finds the built binary.
         .target(name: "LabSupport", path: "Tests/LabSupport",
