@@ -267,25 +267,27 @@ public final class SSHConnection: @unchecked Sendable {
     /// A non-zero exit is a result, not an error; errors are transport failures.
     public func run(_ command: String, stdin: Data? = nil, privileged: Bool = false,
                     timeout: Double? = nil) async throws -> CommandResult {
-        let result = try await send(command, input: stdin.map { .data($0) }, privileged: privileged, timeout: timeout)
+        let result = try await send(command, input: try stdin.map { try InputFeed(.data($0)) }, privileged: privileged,
+                                    timeout: timeout)
         counters.withLock { $0.commands += 1 }
         return result
     }
 
     /// `run` with stdin from `input`, read in pieces as the channel takes them.
-    private func send(_ command: String, input: UploadSource?, privileged: Bool,
+    private func send(_ command: String, input: InputFeed?, privileged: Bool,
                       timeout: Double?) async throws -> CommandResult {
         var line = command
-        var prefix = Data()
+        var feed = input
         if privileged {
             let wrapped = Privilege.wrap(command, user: options.user, sudoPassword: options.sudoPassword)
             line = wrapped.command
-            if let stdinPrefix = wrapped.stdinPrefix { prefix = Data(stdinPrefix.utf8) }
+            if let stdinPrefix = wrapped.stdinPrefix {
+                feed = try feed ?? InputFeed(nil)
+                feed?.prepend(Data(stdinPrefix.utf8))
+            }
         }
-        let sendInput = input != nil || !prefix.isEmpty
-        let feed = sendInput ? try InputFeed(prefix, then: input) : nil
-        let finalLine = line
-        let result = try await perform(timeout: timeout) { op in try self.execute(finalLine, input: feed, op: op) }
+        let finalLine = line, finalFeed = feed
+        let result = try await perform(timeout: timeout) { op in try self.execute(finalLine, input: finalFeed, op: op) }
         if privileged && options.user != "root" && result.exitStatus == 1 {
             let text = result.stderrText
             if text.contains("a password is required") {
@@ -301,6 +303,10 @@ public final class SSHConnection: @unchecked Sendable {
     private struct Operation {
         let id: Int
         let deadline: ContinuousClock.Instant?
+
+        /// For tidying up after the operation that needed it ended (a channel given up on, the goodbye): never
+        /// cancelled, and bounded by its own two seconds.
+        static func cleanup() -> Operation { Operation(id: -1, deadline: ContinuousClock.now + .seconds(2)) }
     }
 
     /// Runs `body` on this connection's queue; cancelling the calling task aborts it at the next wait.
@@ -366,8 +372,7 @@ public final class SSHConnection: @unchecked Sendable {
     /// close, which can wait for the socket: the remote command then sees its stdin end (an upload removes its
     /// partial file) instead of waiting on a channel nobody reads.
     private func discard(_ channel: OpaquePointer) {
-        let op = Operation(id: -1, deadline: ContinuousClock.now + .seconds(2))
-        _ = try? retry(op) { libssh2_channel_free(channel) }
+        _ = try? retry(.cleanup()) { libssh2_channel_free(channel) }
     }
 
     private func execute(_ command: String, input: InputFeed?, op: Operation) throws -> CommandResult {
@@ -462,10 +467,10 @@ public final class SSHConnection: @unchecked Sendable {
     /// that placed it.
     public func upload(_ source: UploadSource, to remotePath: String, mode: Int? = 0o644, owner: String? = nil,
                        backup: Bool = false, timeout: Double? = nil) async throws {
-        let size = try source.byteCount()
+        let feed = try InputFeed(source)
         let token = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        let script = Self.placingScript(remotePath, size: size, token: token, mode: mode, owner: owner, backup: backup)
-        let result = try await send(script, input: source, privileged: options.user != "root", timeout: timeout)
+        let script = Self.placingScript(remotePath, size: feed.size, token: token, mode: mode, owner: owner, backup: backup)
+        let result = try await send(script, input: feed, privileged: options.user != "root", timeout: timeout)
         guard result.succeeded else {
             throw SSHError(.transfer, "\(options.name): placing \(remotePath) failed (\(result.statusDescription)): \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
@@ -574,7 +579,7 @@ public final class SSHConnection: @unchecked Sendable {
                 guard !self.closed else { return }
                 self.closed = true
                 self.keepaliveTimer?.cancel()
-                let op = Operation(id: -1, deadline: ContinuousClock.now + .seconds(2))
+                let op = Operation.cleanup()
                 if let sftp = self.sftp { _ = try? self.retry(op) { libssh2_sftp_shutdown(sftp) } }
                 _ = try? self.retry(op) { libssh2_session_disconnect_ex(self.session, SSH_DISCONNECT_BY_APPLICATION, "bye", "") }
                 libssh2_session_free(self.session)
@@ -587,7 +592,7 @@ public final class SSHConnection: @unchecked Sendable {
 /// A command's stdin: some bytes in memory (sudo's password line), then the source, read in pieces as the channel
 /// takes them, so a large file never sits in memory whole. Used only on the connection's queue.
 final class InputFeed: @unchecked Sendable {
-    private let head: Data
+    private var head = Data()
     private var headOffset = 0
     private var body: SSHConnection.UploadSource?
     private var fd: Int32
@@ -595,20 +600,36 @@ final class InputFeed: @unchecked Sendable {
     private var start = 0, end = 0
     /// Everything was handed to the channel, or the command stopped reading.
     private(set) var finished = false
+    /// How many bytes the source holds: for a file, the one opened here, so the count and the bytes sent agree.
+    let size: Int
 
-    init(_ head: Data, then body: SSHConnection.UploadSource?) throws {
-        self.head = head
+    init(_ body: SSHConnection.UploadSource?) throws {
         self.body = body
         fd = -1
-        if case .file(let path) = body {
+        switch body {
+        case .file(let path):
             fd = open(path, O_RDONLY | O_CLOEXEC)
-            if fd < 0 { throw SSHError(.transfer, "cannot read \(path): \(String(cString: strerror(errno)))") }
+            var info = stat()
+            if fd < 0 || fstat(fd, &info) != 0 {
+                let reason = String(cString: strerror(errno))
+                if fd >= 0 { Glibc.close(fd) }
+                throw SSHError(.transfer, "cannot read \(path): \(reason)")
+            }
+            size = Int(info.st_size)
+        case .data(let data):
+            size = data.count
+        case nil:
+            size = 0
         }
-        // Allocated last: a throw above leaves nothing to free. A rendered file needs no more than its own size.
-        var needed = 256 << 10
-        if case .data(let data) = body { needed = min(needed, max(1, head.count + data.count)) }
-        if body == nil { needed = max(1, head.count) }
-        window = UnsafeMutableRawBufferPointer.allocate(byteCount: needed, alignment: 16)
+        // Allocated last: a throw above leaves nothing to free. A rendered file (or sudo's password line) needs
+        // no more than a few KiB.
+        window = UnsafeMutableRawBufferPointer.allocate(byteCount: min(256 << 10, max(4096, size)), alignment: 16)
+    }
+
+    /// Bytes to send before the source (sudo's password line); only before anything was sent.
+    func prepend(_ bytes: Data) {
+        precondition(headOffset == 0 && start == end, "prepend after sending began")
+        head = bytes + head
     }
 
     deinit {
@@ -650,21 +671,5 @@ final class InputFeed: @unchecked Sendable {
             break
         }
         if end == 0 { finished = true }
-    }
-}
-
-extension SSHConnection.UploadSource {
-    /// How many bytes the upload sends.
-    func byteCount() throws -> Int {
-        switch self {
-        case .data(let data):
-            return data.count
-        case .file(let path):
-            var info = stat()
-            guard stat(path, &info) == 0 else {
-                throw SSHError(.transfer, "cannot read \(path): \(String(cString: strerror(errno)))")
-            }
-            return Int(info.st_size)
-        }
     }
 }
