@@ -117,6 +117,28 @@ public actor Journal {
         }
     }
 
+    // MARK: Local file digests
+
+    /// The digests of local files kept by earlier runs.
+    public func fileDigests() throws -> [FileDigest] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT path, identity, sha256 FROM fileDigests ORDER BY path").map {
+                FileDigest(path: $0["path"], identity: $0["identity"], sha256: $0["sha256"])
+            }
+        }
+    }
+
+    /// Keeps `digests` (one transaction), replacing what was kept for the same paths.
+    public func keep(_ digests: [FileDigest]) throws {
+        guard !digests.isEmpty else { return }
+        try database.write { db in
+            for digest in digests {
+                try db.execute(sql: "INSERT OR REPLACE INTO fileDigests (path, identity, sha256) VALUES (?, ?, ?)",
+                               arguments: [digest.path, digest.identity, digest.sha256])
+            }
+        }
+    }
+
     // MARK: Steps
 
     /// Inserts or replaces the record of (runId, host, step); message and output are redacted first.

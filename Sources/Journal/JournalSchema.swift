@@ -34,6 +34,16 @@ enum JournalSchema {
                 CREATE INDEX steps_by_host ON steps (host, step, runId);
                 """)
         }
+        migrator.registerMigration("v2") { db in
+            // Local files' digests (the airgap images): one row per path, replaced when the file is hashed again.
+            try db.execute(sql: """
+                CREATE TABLE fileDigests (
+                    path TEXT PRIMARY KEY NOT NULL,
+                    identity TEXT NOT NULL,
+                    sha256 TEXT NOT NULL
+                );
+                """)
+        }
         return migrator
     }()
 }

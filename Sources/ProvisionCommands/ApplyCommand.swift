@@ -64,6 +64,7 @@ struct ApplyCommand: AsyncParsableCommand {
                 Console.error("notice: no failed or interrupted apply to resume; running a full apply")
             }
         }
+        K3s.remember(try await journal.fileDigests())
         let run = try await journal.beginRun(command: "apply", inventoryPath: inventory.path, resumedFrom: resumedFrom)
         let progress = TerminalProgress(hosts: selected.map(\.name), redactor: redactor)
         let logger = options.logger(redactor: redactor)
@@ -89,6 +90,7 @@ struct ApplyCommand: AsyncParsableCommand {
         let converged = reports.allSatisfy(\.converged)
         let status: RunStatus = interruption.requested ? .interrupted : converged ? .succeeded : .failed
         try await journal.finishRun(run.id, status: status)
+        try? await journal.keep(K3s.knownDigests())
         switch output {
         case .json: Console.out(try RunOutput.json(reports, plan: false))
         case .text: Console.out(RunOutput.summary(reports))

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Engine
 import Inventory
+import Journal
 import ProvisionBasics
+import Steps
 import Templates
 
 /// `provision plan INVENTORY`: read-only; per host, per step, what apply would change and why.
@@ -25,6 +27,11 @@ struct PlanCommand: AsyncParsableCommand {
         let redactor = Redactor(secrets: inventory.secrets)
         let logger = options.logger(redactor: redactor)
         let pool = ConnectionPool(logger: logger)
+        // Read-only like the rest of plan: digests an apply kept are used, none are written.
+        if let journal = try? Journal.openExisting(path: JournalLocation.database(forInventory: inventory.path)),
+           let known = try? await journal.fileDigests() {
+            K3s.remember(known)
+        }
         let converger = Converger(inventory: inventory, templates: options.templates(for: inventory), pool: pool,
                                   settings: .init(mode: .plan, parallel: options.parallel), redactor: redactor,
                                   gitlab: try GitLabAccess.gateway(for: inventory, redactor: redactor, logger: logger))

@@ -62,17 +62,18 @@ public enum K3s {
         return "https://\(host):6443"
     }
 
-    private static let digests = Mutex([String: (Date, String)]())
-    /// Held while a file is hashed: every host decides at once, and each would otherwise hash the same images file.
+    /// By path; `lasting` is false for a file that changed in the last two seconds: this run uses its digest, the
+    /// journal does not keep it.
+    private static let digests = Mutex([String: (digest: FileDigest, lasting: Bool)]())
     private static let hashing = Mutex(())
 
-    /// SHA-256 of a local file, cached by modification time (assets are large and read once per run).
+    /// The sha256 of a local file (hex), hashed once per identity: a digest this run or the journal (`remember`)
+    /// already has for the file as `stat` describes it now is used as it is.
     public static func digest(ofFile path: String) throws -> String {
-        let attributes = try FileManager.default.attributesOfItem(atPath: path)
-        let modified = attributes[.modificationDate] as? Date ?? .distantPast
-        if let cached = digests.withLock({ $0[path] }), cached.0 == modified { return cached.1 }
+        let identity = try self.identity(ofFile: path)
+        if let known = digests.withLock({ $0[path]?.digest }), known.identity == identity { return known.sha256 }
         return try hashing.withLock { _ throws(StepError) -> String in
-            if let cached = digests.withLock({ $0[path] }), cached.0 == modified { return cached.1 }
+            if let known = digests.withLock({ $0[path]?.digest }), known.identity == identity { return known.sha256 }
             guard let handle = FileHandle(forReadingAtPath: path) else { throw StepError("cannot read \(path)") }
             defer { try? handle.close() }
             var hasher = SHA256()
@@ -80,8 +81,38 @@ public enum K3s {
                 while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
             } catch { throw StepError("cannot read \(path): \(error.localizedDescription)") }
             let digest = ManagedFile.hex(hasher.finalize())
-            digests.withLock { $0[path] = (modified, digest) }
+            // Not kept when the file changed while it was read; not kept beyond this run (as git does for its index)
+            // when it changed in the last two seconds: a write in the same clock tick would leave the same identity.
+            guard (try? self.identity(ofFile: path)) == identity else { return digest }
+            let entry = (FileDigest(path: path, identity: identity, sha256: digest), lasting: !changedRecently(path))
+            digests.withLock { $0[path] = entry }
             return digest
         }
+    }
+
+    /// Digests kept from earlier runs; one whose file no longer matches its identity is simply hashed again.
+    public static func remember(_ known: [FileDigest]) {
+        digests.withLock { table in
+            for digest in known where table[digest.path] == nil { table[digest.path] = (digest, lasting: true) }
+        }
+    }
+
+    /// The digests worth keeping for later runs.
+    public static func knownDigests() -> [FileDigest] {
+        digests.withLock { $0.values.filter(\.lasting).map(\.digest) }.sorted { $0.path < $1.path }
+    }
+
+    private static func changedRecently(_ path: String) -> Bool {
+        var info = stat()
+        var now = timespec()
+        guard stat(path, &info) == 0, clock_gettime(CLOCK_REALTIME, &now) == 0 else { return true }
+        return info.st_ctim.tv_sec >= now.tv_sec - 2
+    }
+
+    static func identity(ofFile path: String) throws(StepError) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw StepError("cannot read \(path): \(String(cString: strerror(errno)))") }
+        return "\(info.st_dev) \(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) "
+            + "\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)"
     }
 }

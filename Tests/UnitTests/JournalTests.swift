@@ -32,6 +32,17 @@ import Testing
                    message: message, outputTail: output)
     }
 
+    @Test func fileDigestsAreKeptAcrossOpensOneRowPerPath() async throws {
+        let first = try Journal.open(path: path, redactor: .none)
+        #expect(try await first.fileDigests() == [])
+        try await first.keep([FileDigest(path: "/srv/airgap/images", identity: "1 2 3", sha256: "aa"),
+                              FileDigest(path: "/srv/airgap/k3s", identity: "1 4 5", sha256: "bb")])
+        try await first.keep([FileDigest(path: "/srv/airgap/images", identity: "1 9 3", sha256: "cc")])
+        let again = try Journal.open(path: path, redactor: .none)
+        #expect(try await again.fileDigests() == [FileDigest(path: "/srv/airgap/images", identity: "1 9 3", sha256: "cc"),
+                                                 FileDigest(path: "/srv/airgap/k3s", identity: "1 4 5", sha256: "bb")])
+    }
+
     @Test func openCreatesAnOwnerOnlyFolderAndDatabase() throws {
         _ = try Journal.open(path: path, redactor: .none)
         #expect(try permissions(folder.path + "/.provision") == 0o700)

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Facts
 import Inventory
+import ProvisionBasics
 @testable import Steps
 import Templates
 
@@ -248,5 +249,20 @@ import Templates
         #expect(K3s.binaryAsset(arch: "armv7l") == "k3s-armhf")
         #expect(K3s.imagesAsset(arch: "armv7l") == "k3s-airgap-images-arm")
         #expect(K3s.binaryAsset(arch: "riscv64") == nil)
+    }
+
+    /// A digest kept for the file as `stat` describes it is used without reading the file; any write makes the
+    /// file be hashed again.
+    @Test func aKeptLocalDigestIsUsedUntilTheFileChanges() throws {
+        let path = NSTemporaryDirectory() + "digest-test-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try "images v1".write(toFile: path, atomically: false, encoding: .utf8)
+        let kept = String(repeating: "f", count: 64)
+        K3s.remember([FileDigest(path: path, identity: try K3s.identity(ofFile: path), sha256: kept)])
+        #expect(try K3s.digest(ofFile: path) == kept)
+        try "images v2".write(toFile: path, atomically: false, encoding: .utf8)
+        #expect(try K3s.digest(ofFile: path) == ManagedFile.digest("images v2"))
+        // Just written: not offered to the journal, so a write in the same clock tick cannot hide behind it.
+        #expect(!K3s.knownDigests().contains { $0.path == path })
     }
 }
