@@ -129,7 +129,7 @@ public struct Converger: Sendable {
                 // skips this.
                 if settings.mode == .apply && awaitedChange {
                     probedAt = .now
-                    (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
+                    (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: queue.ahead, known: facts)
                     lastFacts = facts
                 }
                 await progress.stepStarted(host.name, step: step.id)
@@ -138,8 +138,8 @@ public struct Converger: Sendable {
                 var outcome: StepOutcome
                 do {
                     let context: StepContext
-                    (outcome, context) = try await converge(step, host: host, connection: &connection, facts: &facts,
-                                                            probes: &probes, probedAt: &probedAt)
+                    (outcome, context) = try await converge(step, host: host, ahead: queue.ahead, connection: &connection,
+                                                            facts: &facts, probes: &probes, probedAt: &probedAt)
                     // A plan shares what the host has now (a token already there), so later steps' plans compare
                     // with it rather than reporting a change that only follows from this one.
                     if outcome.status.converged || settings.mode != .apply { await share(step.shares(context)) }
@@ -242,8 +242,10 @@ public struct Converger: Sendable {
     }
 
     /// Decide; in apply mode change what differs, then check again that the host now matches. Returns the outcome
-    /// and the context of the last check (what the step may share).
-    private func converge(_ step: any Step, host: InventoryHost, connection: inout SSHConnection,
+    /// and the context of the last check (what the step may share). A check reads the host for `ahead` (this step
+    /// and the ones after it) only: the earlier steps are finished, and their probes (Docker, the runner's
+    /// registration) can cost more than the step's own.
+    private func converge(_ step: any Step, host: InventoryHost, ahead: [any Step], connection: inout SSHConnection,
                           facts: inout HostFacts, probes: inout [String: String],
                           probedAt: inout ContinuousClock.Instant) async throws -> (StepOutcome, StepContext) {
         var context = await context(step, host: host, facts: facts, probes: probes)
@@ -267,7 +269,7 @@ public struct Converger: Sendable {
             if let group { await slots.acquire(group, width: settings.groupWidths[group] ?? 1) }
             do {
                 let result = try await change(step, reason: reason, actions: actions, fingerprint: fingerprint, host: host,
-                                              connection: &connection, facts: &facts, probes: &probes, probedAt: &probedAt)
+                                              ahead: ahead, connection: &connection, facts: &facts, probes: &probes, probedAt: &probedAt)
                 if let group { await slots.release(group) }
                 context = result.1
                 var outcome = result.0
@@ -285,7 +287,7 @@ public struct Converger: Sendable {
     }
 
     private func change(_ step: any Step, reason: String, actions: [Action], fingerprint: String, host: InventoryHost,
-                        connection: inout SSHConnection, facts: inout HostFacts, probes: inout [String: String],
+                        ahead: [any Step], connection: inout SSHConnection, facts: inout HostFacts, probes: inout [String: String],
                         probedAt: inout ContinuousClock.Instant) async throws -> (StepOutcome, StepContext, now: String) {
         await record(StepOutcome(id: step.id, status: .running, message: reason, fingerprint: fingerprint),
                      host: host.name, startedAt: Date())
@@ -316,7 +318,8 @@ public struct Converger: Sendable {
                 if !commands.isEmpty && index == current.count {
                     // The last actions of the round: the host is read again in the same command, not the next.
                     probedAt = .now
-                    let (ran, read) = try await Self.runThenRead(commands, host: host, steps: steps, on: connection)
+                    let (ran, read) = try await Self.runThenRead(commands, host: host, steps: ahead, known: facts,
+                                                                   on: connection)
                     output += ran
                     readWithLastBatch = read
                     continue
@@ -334,7 +337,7 @@ public struct Converger: Sendable {
                     readWithLastBatch = nil
                 } else {
                     probedAt = .now
-                    (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
+                    (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: ahead, known: facts)
                 }
                 context = await self.context(step, host: host, facts: facts, probes: probes)
                 after = try step.decide(context)
@@ -408,10 +411,10 @@ public struct Converger: Sendable {
 
     /// `run`, then the probe round in the same remote command once every command succeeded: the re-check that
     /// follows a change costs no round trip of its own. The round's output (and stderr) follow a marker line.
-    static func runThenRead(_ commands: [String], host: InventoryHost, steps: [any Step],
+    static func runThenRead(_ commands: [String], host: InventoryHost, steps: [any Step], known: HostFacts? = nil,
                             on connection: SSHConnection) async throws -> (String, (HostFacts, [String: String])) {
         let script = batch(commands) + "\nprintf '\\n%s\\n' \(readMarker); printf '\\n%s\\n' \(readMarker) >&2\n"
-            + ProbeRound.script(for: host, steps: steps)
+            + ProbeRound.script(for: host, steps: steps, known: known)
         let result = try await connection.run(script, privileged: true)
         let split = "\n\(readMarker)\n"
         guard let out = result.stdoutText.range(of: split, options: .backwards),

@@ -5,12 +5,13 @@ import SSHTransport
 import Steps
 
 /// The one round trip that reads a host: the facts script, then the probe of every step that concerns the host (by
-/// its roles), each in its own section.
+/// its roles), each in its own section. A round after the first passes on what the last one found (`known`), so the
+/// facts script does not ask an unchanged program for its version again.
 enum ProbeRound {
     static let marker = "@@provision-probe "
 
-    static func script(for host: InventoryHost, steps: [any Step]) -> String {
-        var parts = ["(\n\(FactsProbe.script)\n)"]
+    static func script(for host: InventoryHost, steps: [any Step], known: HostFacts? = nil) -> String {
+        var parts = ["(\n\(FactsProbe.script(knowing: known?.programs ?? [:]))\n)"]
         for step in steps where step.concerns(host) {
             // A subshell keeps one probe's variables and `set --` away from the next.
             parts.append("printf '\\n\(marker)%s\\n' \(ShellQuote.quote(step.id)); (\n\(step.probe(for: host))\n) 2>&1")
@@ -40,9 +41,9 @@ enum ProbeRound {
     }
 
     /// Runs the round on `connection` (as root) and parses it.
-    static func run(on connection: SSHConnection, host: InventoryHost,
-                    steps: [any Step]) async throws -> (HostFacts, [String: String]) {
-        let result = try await connection.run(script(for: host, steps: steps), privileged: true)
+    static func run(on connection: SSHConnection, host: InventoryHost, steps: [any Step],
+                    known: HostFacts? = nil) async throws -> (HostFacts, [String: String]) {
+        let result = try await connection.run(script(for: host, steps: steps, known: known), privileged: true)
         return try read(stdout: result.stdoutText, stderr: result.stderrText, status: result, host: host)
     }
 

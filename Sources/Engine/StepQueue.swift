@@ -30,6 +30,10 @@ struct StepQueue {
         return (nil, passed)
     }
 
+    /// The step `next` returned last and every step after it: what a read of the host still has to answer for
+    /// (the steps before it are finished and are not judged again).
+    var ahead: [any Step] { Array(steps[max(0, position - 1)...]) }
+
     /// After the walk: for each step it did not pass over, whether the step concerns the host, judged with the last
     /// facts read (unknown facts: it does, so nobody takes a step that never ran for done).
     func applicability(lastFacts: HostFacts?) -> [(id: String, applies: Bool)] {

@@ -1,10 +1,33 @@
 import Foundation
+import ProvisionBasics
 
 /// Facts come from ONE shell script per host (one round trip) that prints `key=value` lines, and a pure parser.
 public enum FactsProbe {
     /// POSIX sh; reads only, needs no root, prints every key even when empty, and forks as little as it can
     /// (builtins read the /proc files): on a small board each fork is milliseconds of the host's CPU.
-    public static let script = #"""
+    public static let script = script(knowing: [:])
+
+    /// The script; a program in `known` (by facts key) whose `stat` identity is still the one recorded there is not
+    /// run again for its version: `k3s --version` alone is tens of milliseconds of a host's CPU at every read.
+    public static func script(knowing known: [String: ProgramVersion]) -> String {
+        base + programs.map { program in
+            let path = program.names.map { "command -v \($0) 2>/dev/null" }.joined(separator: " || ")
+            let memo = known[program.key]
+            return "v=; i=; b=$(\(path)); if [ -n \"$b\" ]; then i=$(stat -L -c '%d %i %s %y %z' \"$b\" 2>/dev/null); "
+                + "if [ -n \"$i\" ] && [ \"$i\" = \(ShellQuote.quote(memo?.identity ?? "")) ]; then v=\(ShellQuote.quote(memo?.value ?? "")); "
+                + "else v=$(\(program.version)); fi; fi; p \(program.key) \"$v\"; p \(program.key).identity \"$i\"\n"
+        }.joined() + "p end ok\n"
+    }
+
+    /// The programs whose versions are facts: the facts key, the names looked up on PATH (first found), and how
+    /// the found one (`$b`) prints its version.
+    static let programs: [(key: String, names: [String], version: String)] = [
+        ("k3s", ["k3s"], "\"$b\" --version 2>/dev/null"),
+        ("docker", ["dockerd", "docker"], "\"$b\" --version 2>/dev/null"),
+        ("gitlabRunner", ["gitlab-runner"], "\"$b\" --version 2>/dev/null | sed -n 's/^Version: *//p'"),
+    ]
+
+    static let base = #"""
 nl='
 '
 p() { v=$2; v=${v%%"$nl"*}; printf '%s=%s\n' "$1" "$v"; }
@@ -20,10 +43,7 @@ e=; [ -r /proc/cgroups ] && while read -r a b c d; do [ "$a" = memory ] && { e=$
 if [ -r /sys/fs/cgroup/cgroup.controllers ]; then p cgroupVersion 2; p cgroupControllers "$(r /sys/fs/cgroup/cgroup.controllers)"; else p cgroupVersion 1; p cgroupControllers ""; fi
 b=; [ -r /proc/sys/kernel/random/boot_id ] && read -r b < /proc/sys/kernel/random/boot_id; p bootId "$b"
 c=; [ -r /proc/cmdline ] && IFS= read -r c < /proc/cmdline; p cmdline "$c"
-v=; command -v k3s >/dev/null 2>&1 && v=$(k3s --version 2>/dev/null); p k3s "$v"
-v=; if command -v dockerd >/dev/null 2>&1; then v=$(dockerd --version 2>/dev/null); elif command -v docker >/dev/null 2>&1; then v=$(docker --version 2>/dev/null); fi; p docker "$v"
-v=; command -v gitlab-runner >/dev/null 2>&1 && v=$(gitlab-runner --version 2>/dev/null | sed -n 's/^Version: *//p'); p gitlabRunner "$v"
-p end ok
+
 """#
 
     public struct ParseError: Error, CustomStringConvertible {
@@ -62,6 +82,11 @@ p end ok
         }
         facts.bootId = text("bootId")
         facts.kernelCmdline = text("cmdline")
+        for program in programs {
+            if let identity = text(program.key + ".identity"), let value = text(program.key) {
+                facts.programs[program.key] = ProgramVersion(identity: identity, value: value)
+            }
+        }
         facts.versions = HostFacts.Versions(k3s: text("k3s").flatMap(k3sVersion),
                                             docker: text("docker").flatMap(dockerVersion),
                                             gitlabRunner: text("gitlabRunner"))

@@ -1,3 +1,15 @@
+/// A program file on a host and the version it printed: `identity` is its `stat` (device, inode, size, mtime,
+/// ctime), which any replacement changes.
+public struct ProgramVersion: Sendable, Equatable {
+    public let identity: String
+    public let value: String
+
+    public init(identity: String, value: String) {
+        self.identity = identity
+        self.value = value
+    }
+}
+
 /// What one host is, as read from the host itself.
 public struct HostFacts: Sendable, Equatable, Encodable {
     public struct OS: Sendable, Equatable, Encodable {
@@ -62,6 +74,9 @@ public struct HostFacts: Sendable, Equatable, Encodable {
     public var bootId: String?
     public var kernelCmdline: String?
     public var versions: Versions
+    /// Each versioned program as it was found (by facts key): what the next read may reuse while the file is the
+    /// same. Not part of the facts shown.
+    public var programs: [String: ProgramVersion] = [:]
 
     public var isRaspberryPi: Bool { board?.hasPrefix("Raspberry Pi") ?? false }
 

@@ -5,6 +5,7 @@ import Inventory
 import LabSupport
 import SSHTransport
 import Steps
+import Templates
 import Testing
 
 /// A step's consecutive `run` actions reach the host as one command, and still behave as if each ran alone.
@@ -71,6 +72,61 @@ import Testing
             }
             #expect(try lab.exec(host.name, "cat /srv/marker").stdout == "made\n")
             await connection.close()
+        }
+    }
+
+    /// Counts its probe's runs on the host.
+    struct Earlier: Step {
+        let id = "earlier"
+        let summary = "a step before the change"
+        func probe(for host: InventoryHost) -> String { "echo read >> /srv/earlier-probes; echo fine" }
+        func decide(_ context: StepContext) throws -> Decision { .ok(context.probe) }
+    }
+
+    struct Changer: Step {
+        let id = "changer"
+        let summary = "sets /srv/state"
+        func probe(for host: InventoryHost) -> String { "cat /srv/state 2>/dev/null || echo absent" }
+        func decide(_ context: StepContext) throws -> Decision {
+            context.probe == "set" ? .ok("set") : .change(reason: "not set", actions: [.run("echo set > /srv/state")])
+        }
+    }
+
+    struct Later: Step {
+        let id = "later"
+        let summary = "reports what it read of /srv/state"
+        func probe(for host: InventoryHost) -> String { "cat /srv/state 2>/dev/null || echo absent" }
+        func decide(_ context: StepContext) throws -> Decision { .ok("read \(context.probe)") }
+    }
+
+    @Test func theCheckAfterAChangeReadsOnlyTheStepsAheadAndAsksAnUnchangedK3sForItsVersionOnce() async throws {
+        try await withLab(hosts: 1) { lab in
+            let name = lab.hosts[0].name
+            // A k3s on the host that counts how often it is asked for its version.
+            _ = try lab.exec(name, """
+                printf '#!/bin/sh\necho asked >> /srv/k3s-asked\necho "k3s version v1.31.4+k3s1 (0123abcd)"\n' \
+                  > /usr/local/bin/k3s && chmod 755 /usr/local/bin/k3s
+                """)
+            let inventory = try InventoryLoader.parse(yaml: """
+                ssh: {user: root, keyPath: \(lab.keyPath), knownHosts: \(lab.knownHostsPath), hostKeyPolicy: strict}
+                k3s: {version: v1.31.4+k3s1}
+                hosts:
+                  - {name: \(name), address: \(lab.hosts[0].address), roles: [server]}
+                """, path: "/tmp/inventory.yaml", environment: ["HOME": "/root"])
+            let pool = ConnectionPool()
+            let converger = Converger(inventory: inventory, steps: [Earlier(), Changer(), Later()], templates: TemplateSet(),
+                                      pool: pool, settings: .init(mode: .apply))
+            let reports = await converger.run(hosts: inventory.hosts)
+            await pool.closeAll()
+            let steps = Dictionary(uniqueKeysWithValues: (reports.first?.steps ?? []).map { ($0.id, $0) })
+            #expect(steps["changer"]?.status == .changed)
+            // The step after the change was judged on the host as the change left it.
+            #expect(steps["later"]?.message == "read set")
+            #expect(reports.first?.facts?.versions.k3s == "v1.31.4+k3s1")
+            // The check after the change did not read the finished step again, nor ask the same k3s binary again.
+            #expect(try lab.exec(name, "cat /srv/earlier-probes").stdout == "read\n")
+            #expect(try lab.exec(name, "cat /srv/k3s-asked").stdout == "asked\n")
+
         }
     }
 }

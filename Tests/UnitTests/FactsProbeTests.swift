@@ -79,4 +79,47 @@ import Testing
         #expect(facts.hostname == ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init))
         #expect(facts.kernel != nil)
     }
+
+    /// A later read reuses the version an unchanged program printed, and asks a replaced one again.
+    @Test func aKnownProgramIsAskedForItsVersionOnlyWhenItsFileChanged() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("facts-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        func install(_ version: String) throws {
+            let script = "#!/bin/sh\necho asked >> \(folder)/asked\necho 'k3s version \(version) (0123abcd)'\n"
+            try script.write(toFile: "\(folder)/new", atomically: false, encoding: .utf8)
+            chmod("\(folder)/new", 0o755)
+            rename("\(folder)/new", "\(folder)/k3s")
+        }
+        func read(knowing known: [String: ProgramVersion]) throws -> HostFacts {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", FactsProbe.script(knowing: known)]
+            process.environment = ["PATH": "\(folder):/usr/bin:/bin"]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return try FactsProbe.parse(output)
+        }
+        func asked() -> Int {
+            ((try? String(contentsOfFile: "\(folder)/asked", encoding: .utf8)) ?? "").split(separator: "\n").count
+        }
+        try install("v1.31.4+k3s1")
+        let first = try read(knowing: [:])
+        #expect(first.versions.k3s == "v1.31.4+k3s1")
+        #expect(first.programs["k3s"] != nil)
+        #expect(asked() == 1)
+        let second = try read(knowing: first.programs)
+        #expect(second.versions.k3s == "v1.31.4+k3s1")
+        #expect(asked() == 1)
+        try install("v1.32.5+k3s1")
+        let third = try read(knowing: second.programs)
+        #expect(third.versions.k3s == "v1.32.5+k3s1")
+        #expect(asked() == 2)
+        // A version that was never known (the program was missing) is nothing to reuse.
+        #expect(try read(knowing: [:]).versions.k3s == "v1.32.5+k3s1")
+        #expect(asked() == 3)
+    }
 }
