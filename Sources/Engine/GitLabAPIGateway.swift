@@ -43,6 +43,16 @@ public struct GitLabAPIGateway: GitLabGateway {
                 let tokens = try await client.clusterAgentTokens(agentID: agent.id, project: String(project))
                 return .clusterAgent(AgentState(id: agent.id, activeTokens: tokens.filter { ($0.status ?? "active") == "active" }
                     .map { AgentTokenState(id: $0.id, name: $0.name) }))
+            case .leftoverRunners(let description, let note):
+                // The list has no maintenance note; only runners of this description are read one by one.
+                let candidates = try await client.listRunners(filter: RunnerFilter(status: .neverContacted))
+                    .filter { $0.description == description }
+                var ids: [Int] = []
+                for candidate in candidates {
+                    let runner = try await client.runner(id: candidate.id)
+                    if runner.maintenanceNote == note && runner.status == .neverContacted { ids.append(runner.id) }
+                }
+                return .runnerIDs(ids.sorted())
             }
         } catch {
             return .failed(String(describing: error))
@@ -60,6 +70,10 @@ public struct GitLabAPIGateway: GitLabGateway {
             return [key: "\(created.id) \(created.token.revealed)"]
         case .deleteRunner(let token, _):
             try await client.deleteRunner(byToken: Secret(token))
+            return [:]
+        case .deleteLeftoverRunner(let id, _):
+            // Found never contacted when the step decided; one that has talked to GitLab since is someone's.
+            if try await client.runner(id: id).status == .neverContacted { try await client.deleteRunner(id: id) }
             return [:]
         case .putVariable(let write, let create):
             try await put(write, create: create)

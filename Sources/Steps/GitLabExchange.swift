@@ -9,6 +9,10 @@ public enum GitLabQuery: Hashable, Sendable {
     case variable(owner: VariableOwnerID, key: String, environmentScope: String)
     /// GET /projects/:id/cluster_agents (the one named `name`), then GET …/:agent_id/tokens (active ones, no values).
     case clusterAgent(project: Int, name: String)
+    /// GET /api/v4/runners?status=never_contacted (the runners the access token can see), then GET /runners/:id of
+    /// each with this description: those whose maintenance note is this one. A runner provision created but could
+    /// not write to config.toml (the run was interrupted, the host went away) is one of them: nobody has its token.
+    case leftoverRunners(description: String, maintenanceNote: String)
 }
 
 /// A project or a group, by numeric id: whose CI/CD variable.
@@ -77,6 +81,8 @@ public enum GitLabAnswer: Sendable, Equatable {
     case variable(VariableState?)
     /// The agent and its active tokens; nil when the project has no agent of that name.
     case clusterAgent(AgentState?)
+    /// Runners by id (`leftoverRunners`).
+    case runnerIDs([Int])
     /// GitLab could not answer (unreachable, 5xx after retries, 401...): the message says why.
     case failed(String)
 }
@@ -182,6 +188,9 @@ public enum GitLabRequest: Sendable, Equatable {
     case registerRunner(RunnerCreation, sharedKey: String)
     /// DELETE /api/v4/runners with the runner's own token: the runner is gone from GitLab.
     case deleteRunner(token: String, description: String)
+    /// DELETE /api/v4/runners/:id with the access token, for a runner nobody has the token of (`leftoverRunners`);
+    /// left alone if it has contacted GitLab since it was found.
+    case deleteLeftoverRunner(id: Int, description: String)
     /// POST (create) or PUT (update) a CI/CD variable; its value stays out of every summary.
     case putVariable(VariableWrite, create: Bool)
     /// PUT /api/v4/runners/:id: GitLab's settings of a runner made as the inventory says (the runner stays).
@@ -201,6 +210,8 @@ public enum GitLabRequest: Sendable, Equatable {
         case .createRunner(let runner, _): "create runner \(runner.description) in GitLab (\(runner.runnerType), tags \(runner.tags.joined(separator: ",")))"
         case .registerRunner(let runner, _): "register runner \(runner.description) with the registration token (deprecated)"
         case .deleteRunner(_, let description): "delete runner \(description) in GitLab"
+        case .deleteLeftoverRunner(let id, let description):
+            "delete runner \(description) (#\(id)) in GitLab: an earlier run created it but never wrote it to config.toml (never contacted)"
         case .putVariable(let variable, let create):
             "\(create ? "create" : "update") CI/CD variable \(variable.key) (\(variable.state), environment scope \(variable.environmentScope)) of \(variable.owner) in GitLab"
         case .updateRunner(let id, let runner):

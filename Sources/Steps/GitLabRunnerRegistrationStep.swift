@@ -8,6 +8,8 @@ import TOMLKit
 /// /etc/gitlab-runner/config.toml (rendered from templates/, 0600), its token still verifies, and GitLab shows it
 /// online. A runner created in GitLab is written to config.toml in the next round of the same step; a runner
 /// GitLab no longer knows is created again; a block the inventory no longer lists is deleted in GitLab and dropped.
+/// A runner a run created but never wrote (interrupted, host gone) is found before the next creation by its
+/// description, this inventory's maintenance note and GitLab's never_contacted status, and deleted.
 /// Tokens go to GitLab in request bodies and to the host in the 0600 file only, never on a command line.
 public struct GitLabRunnerRegistrationStep: Step {
     public static let file = ManagedFile(path: "/etc/gitlab-runner/config.toml", mode: 0o600, owner: "root:root")
@@ -93,6 +95,14 @@ public struct GitLabRunnerRegistrationStep: Step {
             block.token.map { .verifyRunner(token: $0, systemID: probe.systemID) }
         }
         if let given = context.inventory.gitlab?.runnerToken { queries.append(.verifyRunner(token: given, systemID: probe.systemID)) }
+        // A runner about to be created may have been created before by a run that then could not write config.toml.
+        if let gitlab = context.inventory.gitlab, gitlab.token != nil, gitlab.runnerToken == nil {
+            for wanted in Self.wanted(context) where context.shared[wanted.sharedKey] == nil
+                && !probe.blocks.contains(where: { $0.name == wanted.description && $0.token != nil }) {
+                let note = Self.creation(wanted, inventory: context.inventory.path).maintenanceNote
+                queries.append(.leftoverRunners(description: wanted.description, maintenanceNote: note))
+            }
+        }
         // Online is read with the access token; without one, verify is all GitLab tells.
         if context.inventory.gitlab?.token != nil {
             let names = Set(Self.wanted(context).map(\.description))
@@ -138,6 +148,17 @@ public struct GitLabRunnerRegistrationStep: Step {
             }
             let creation = Self.creation(wanted, inventory: context.inventory.path)
             if gitlab.token != nil {
+                // Left by a run that created it and could not write config.toml: deleted first, or it stays a
+                // duplicate nobody has the token of.
+                switch context.gitlab[.leftoverRunners(description: wanted.description, maintenanceNote: creation.maintenanceNote)] {
+                case .runnerIDs(let ids)? where !ids.isEmpty:
+                    gitlabActions += ids.map { .gitlab(.deleteLeftoverRunner(id: $0, description: wanted.description)) }
+                    reasons.append("runner \(wanted.description) \(ids.map { "#\($0)" }.joined(separator: ", ")) in GitLab was created by an earlier run but never written to config.toml")
+                case .failed(let message)?:
+                    reasons.append("warning: cannot look for a runner \(wanted.description) that an interrupted run left in GitLab (\(message))")
+                default:
+                    break
+                }
                 gitlabActions.append(.gitlab(.createRunner(creation, sharedKey: wanted.sharedKey)))
             } else if gitlab.registrationToken != nil {
                 gitlabActions.append(.gitlab(.registerRunner(creation, sharedKey: wanted.sharedKey)))

@@ -134,4 +134,63 @@ import Testing
             #expect(faulted.count == 4, "\(faulted)")
         }
     }
+
+    /// A run killed after GitLab created its runners but before config.toml had them leaves runners nobody has the
+    /// token of. The next plan shows them deleted and the next apply deletes them: one runner per host, not two.
+    @Test func runnersAKilledRunLeftInGitLabAreDeletedBeforeNewOnesAreCreated() async throws {
+        try await withLab(hosts: 2) { lab in
+            let path = try inventory(lab, k3s: false, runnerHosts: ["lab-1", "lab-2"])
+            // Docker and gitlab-runner in place (a token that cannot create runners stops at the registration).
+            #expect(try provision(lab, ["apply", path], token: "owner-read-api").status == 1)
+            let before = try lab.gitlabLog().compactMap { $0["seq"] as? Int }.max() ?? 0
+
+            // GitLab takes 4 s to create each runner; the run is killed meanwhile, and GitLab creates them anyway.
+            _ = try lab.gitlabControl("POST", "/faults", json: #"{"method":"POST","path":"/api/v4/user/runners","latency":4,"count":2}"#)
+            let killed = Process()
+            killed.executableURL = URL(fileURLWithPath: Repo.provisionBinary)
+            killed.arguments = ["apply", path]
+            var environment = ProcessInfo.processInfo.environment
+            environment["LAB_GITLAB_TOKEN"] = try lab.gitlabToken("project-bot")
+            killed.environment = environment
+            killed.standardOutput = FileHandle.nullDevice
+            killed.standardError = FileHandle.nullDevice
+            try killed.run()
+            func requests(_ method: String, _ path: String) throws -> Int {
+                try lab.gitlabLog().filter {
+                    ($0["seq"] as? Int ?? 0) > before && $0["method"] as? String == method && $0["path"] as? String == path
+                }.count
+            }
+            // Both hosts looked for leftovers; their creations follow at once and wait in GitLab.
+            let lookedUp = Date()
+            while try requests("GET", "/api/v4/runners") < 2 && Date().timeIntervalSince(lookedUp) < 60 {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await Task.sleep(for: .seconds(1))
+            kill(killed.processIdentifier, SIGKILL)
+            killed.waitUntilExit()
+            let created = Date()
+            while try runners(lab).count < 2 && Date().timeIntervalSince(created) < 15 {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let left = try runners(lab)
+            #expect(left.count == 2 && left.allSatisfy { $0["status"] as? String == "never_contacted" }, "\(left)")
+            #expect(try lab.exec("lab-1", "grep -c '\\[\\[runners\\]\\]' /etc/gitlab-runner/config.toml || true").stdout.hasPrefix("0"))
+
+            let leftIDs = Set(left.compactMap { $0["id"] as? Int })
+            let plan = try provision(lab, ["plan", path])
+            for id in leftIDs {
+                #expect(plan.stdout.contains("(#\(id)) in GitLab: an earlier run created it but never wrote it to config.toml"),
+                        "\(plan.stdout)")
+            }
+            #expect(try runners(lab).count == 2, "plan changes nothing")
+
+            let applied = try provision(lab, ["apply", path])
+            #expect(applied.status == 0, "\(applied.stdout)\(applied.stderr)")
+            let now = try runners(lab)
+            #expect(now.count == 2, "\(now)")
+            #expect(leftIDs.isDisjoint(with: now.compactMap { $0["id"] as? Int }))
+            #expect(try requests("DELETE", "/api/v4/runners/\(leftIDs.min() ?? 0)") == 1)
+            #expect(try provision(lab, ["plan", path, "--detailed-exitcode"]).status == 0)
+        }
+    }
 }

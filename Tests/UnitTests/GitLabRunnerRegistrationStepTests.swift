@@ -125,4 +125,32 @@ import TOMLKit
         // Plans and logs show what will happen in GitLab, never a token.
         #expect(!Action.gitlab(.deleteRunner(token: "glrt-kept", description: "r1-docker")).summary.contains("glrt-kept"))
     }
+
+    /// A runner an earlier run created but never wrote to config.toml (nobody has its token) is found by description,
+    /// this inventory's maintenance note and never_contacted, and deleted before the next one is created.
+    @Test func aRunnerAnEarlierRunCreatedButNeverWroteIsDeletedBeforeANewOneIsCreated() throws {
+        let inventory = try inventory()
+        let leftovers = GitLabQuery.leftoverRunners(description: "r1-docker",
+                                                    maintenanceNote: "managed by provision (/tmp/inventory.yaml)")
+        // Asked only while there is a runner to create: not once it is in config.toml, nor right after creating it.
+        #expect(step.gitlabQueries(try context(inventory, probe: probe(nil))).contains(leftovers))
+        #expect(!step.gitlabQueries(try context(inventory, probe: probe(nil), shared: ["gitlab-runner:r1-docker": "9 glrt-new"]))
+            .contains(leftovers))
+        #expect(!step.gitlabQueries(try context(inventory, probe: probe(try written(inventory)))).contains(leftovers))
+
+        let found = try step.decide(try context(inventory, probe: probe(nil), gitlab: [leftovers: .runnerIDs([7, 8])]))
+        #expect(found.actions.count == 3)
+        #expect(Array(found.actions.prefix(2)) == [.gitlab(.deleteLeftoverRunner(id: 7, description: "r1-docker")),
+                                                   .gitlab(.deleteLeftoverRunner(id: 8, description: "r1-docker"))])
+        guard case .gitlab(.createRunner)? = found.actions.last else { Issue.record("no creation: \(found)"); return }
+        #expect(found.reason.contains("r1-docker #7, #8 in GitLab was created by an earlier run but never written to config.toml"))
+        #expect(found.actions[0].summary.contains("#7"))
+
+        // GitLab cannot list runners for this token: the runner is still created, and the plan says what was not checked.
+        let unchecked = try step.decide(try context(inventory, probe: probe(nil), gitlab: [leftovers: .failed("403 Forbidden")]))
+        guard case .gitlab(.createRunner)? = unchecked.actions.first, unchecked.actions.count == 1 else {
+            Issue.record("no creation: \(unchecked)"); return
+        }
+        #expect(unchecked.reason.contains("warning: cannot look for a runner r1-docker that an interrupted run left in GitLab (403 Forbidden)"))
+    }
 }
