@@ -22,15 +22,19 @@ public struct Converger: Sendable {
         public var finishedEarlier: [String: (fingerprint: String, run: Int64)]
         /// How many hosts of a disruption group (`Action.disruptive`) may be out of service at once; 1 if absent.
         public var groupWidths: [String: Int]
+        /// Per host, the versioned programs an earlier run found (the journal's): the first read of a host does not
+        /// ask an unchanged one for its version again.
+        public var knownPrograms: [String: [String: ProgramVersion]]
 
         public init(mode: Mode, parallel: Int = 10, rebootTimeout: Double = 600,
                     finishedEarlier: [String: (fingerprint: String, run: Int64)] = [:],
-                    groupWidths: [String: Int] = [:]) {
+                    groupWidths: [String: Int] = [:], knownPrograms: [String: [String: ProgramVersion]] = [:]) {
             self.mode = mode
             self.parallel = parallel
             self.rebootTimeout = rebootTimeout
             self.finishedEarlier = finishedEarlier
             self.groupWidths = groupWidths
+            self.knownPrograms = knownPrograms
         }
     }
 
@@ -109,7 +113,9 @@ public struct Converger: Sendable {
             var connection = try await pool.connection(for: host)
             // When the host was last read: a change another host finished before then is in what was read.
             var probedAt = ContinuousClock.now
-            var (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps)
+            var known = HostFacts()
+            known.programs = settings.knownPrograms[host.name] ?? [:]
+            var (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps, known: known)
             lastFacts = facts
             // Each step is judged with the newest facts: a change by an earlier step can make it apply.
             while true {

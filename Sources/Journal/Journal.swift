@@ -139,6 +139,29 @@ public actor Journal {
         }
     }
 
+    // MARK: Programs on hosts
+
+    /// What the facts script last found of each host's versioned programs (k3s, Docker, gitlab-runner).
+    public func hostPrograms() throws -> [HostProgram] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT host, program, identity, version FROM hostPrograms ORDER BY host, program").map {
+                HostProgram(host: $0["host"], program: $0["program"], identity: $0["identity"], version: $0["version"])
+            }
+        }
+    }
+
+    /// Replaces what is kept for each host in `hosts` with its rows in `programs` (one transaction).
+    public func keep(programs: [HostProgram], of hosts: [String]) throws {
+        guard !hosts.isEmpty else { return }
+        try database.write { db in
+            for host in hosts { try db.execute(sql: "DELETE FROM hostPrograms WHERE host = ?", arguments: [host]) }
+            for program in programs where hosts.contains(program.host) {
+                try db.execute(sql: "INSERT OR REPLACE INTO hostPrograms (host, program, identity, version) VALUES (?, ?, ?, ?)",
+                               arguments: [program.host, program.program, program.identity, program.version])
+            }
+        }
+    }
+
     // MARK: Steps
 
     /// Inserts or replaces the record of (runId, host, step); message and output are redacted first.

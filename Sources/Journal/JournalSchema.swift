@@ -44,6 +44,18 @@ enum JournalSchema {
                 );
                 """)
         }
+        migrator.registerMigration("v3") { db in
+            // Per host, each versioned program's `stat` identity and the version it printed (no secrets).
+            try db.execute(sql: """
+                CREATE TABLE hostPrograms (
+                    host TEXT NOT NULL,
+                    program TEXT NOT NULL,
+                    identity TEXT NOT NULL,
+                    version TEXT NOT NULL,
+                    PRIMARY KEY (host, program)
+                );
+                """)
+        }
         return migrator
     }()
 }

@@ -65,6 +65,7 @@ struct ApplyCommand: AsyncParsableCommand {
             }
         }
         K3s.remember(try await journal.fileDigests())
+        let knownPrograms = HostPrograms.byHost(try await journal.hostPrograms())
         let run = try await journal.beginRun(command: "apply", inventoryPath: inventory.path, resumedFrom: resumedFrom)
         let progress = TerminalProgress(hosts: selected.map(\.name), redactor: redactor)
         let logger = options.logger(redactor: redactor)
@@ -73,7 +74,8 @@ struct ApplyCommand: AsyncParsableCommand {
         let converger = Converger(inventory: inventory, templates: options.templates(for: inventory), pool: pool,
                                   settings: .init(mode: .apply, parallel: options.parallel, rebootTimeout: rebootTimeout,
                                                   finishedEarlier: finishedEarlier,
-                                                  groupWidths: [K3s.agentsGroup: maxUnavailable]),
+                                                  groupWidths: [K3s.agentsGroup: maxUnavailable],
+                                                  knownPrograms: knownPrograms),
                                   progress: progress, journal: journal, runID: run.id, interruption: interruption,
                                   redactor: redactor,
                                   gitlab: try GitLabAccess.gateway(for: inventory, redactor: redactor, logger: logger))
@@ -91,6 +93,7 @@ struct ApplyCommand: AsyncParsableCommand {
         let status: RunStatus = interruption.requested ? .interrupted : converged ? .succeeded : .failed
         try await journal.finishRun(run.id, status: status)
         try? await journal.keep(K3s.knownDigests())
+        try? await journal.keep(programs: HostPrograms.rows(reports), of: reports.filter { $0.facts != nil }.map(\.name))
         switch output {
         case .json: Console.out(try RunOutput.json(reports, plan: false))
         case .text: Console.out(RunOutput.summary(reports))

@@ -27,13 +27,13 @@ struct PlanCommand: AsyncParsableCommand {
         let redactor = Redactor(secrets: inventory.secrets)
         let logger = options.logger(redactor: redactor)
         let pool = ConnectionPool(logger: logger)
-        // Read-only like the rest of plan: digests an apply kept are used, none are written.
-        if let journal = try? Journal.openExisting(path: JournalLocation.database(forInventory: inventory.path)),
-           let known = try? await journal.fileDigests() {
-            K3s.remember(known)
-        }
+        // Read-only like the rest of plan: what an apply kept (digests, program versions) is used, nothing written.
+        let journal = try? Journal.openExisting(path: JournalLocation.database(forInventory: inventory.path))
+        if let known = try? await journal?.fileDigests() { K3s.remember(known) }
+        let knownPrograms = HostPrograms.byHost((try? await journal?.hostPrograms()) ?? [])
         let converger = Converger(inventory: inventory, templates: options.templates(for: inventory), pool: pool,
-                                  settings: .init(mode: .plan, parallel: options.parallel), redactor: redactor,
+                                  settings: .init(mode: .plan, parallel: options.parallel, knownPrograms: knownPrograms),
+                                  redactor: redactor,
                                   gitlab: try GitLabAccess.gateway(for: inventory, redactor: redactor, logger: logger))
         let reports = await converger.run(hosts: selected)
         await pool.closeAll()

@@ -127,6 +127,15 @@ import Testing
             #expect(try lab.exec(name, "cat /srv/earlier-probes").stdout == "read\n")
             #expect(try lab.exec(name, "cat /srv/k3s-asked").stdout == "asked\n")
 
+            // A later run told what this one found (the journal's, in `provision apply`) does not ask again either.
+            let programs = try #require(reports.first?.facts?.programs)
+            let later = Converger(inventory: inventory, steps: [Earlier(), Changer(), Later()], templates: TemplateSet(),
+                                  pool: pool, settings: .init(mode: .apply, knownPrograms: [name: programs]))
+            let again = await later.run(hosts: inventory.hosts)
+            await pool.closeAll()
+            #expect(again.first?.facts?.versions.k3s == "v1.31.4+k3s1")
+            #expect(try lab.exec(name, "cat /srv/k3s-asked").stdout == "asked\n")
+
         }
     }
 }

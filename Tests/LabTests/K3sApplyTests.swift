@@ -59,11 +59,21 @@ import Testing
             let mode = try lab.exec("lab-2", "stat -c '%a %U' /etc/rancher/k3s/config.yaml").stdout
             #expect(mode == "600 root\n")
 
+            // A k3s first on PATH that notes each time it is asked for its version: the next apply asks it once (a
+            // program it has not seen), the one after that not at all (the journal keeps what was found).
+            _ = try lab.exec("lab-2", """
+                printf '#!/bin/sh\\n[ "$1" = --version ] && echo asked >> /var/tmp/k3s-asked\\nexec /usr/local/bin/k3s "$@"\\n' \\
+                  > /usr/local/sbin/k3s && chmod 755 /usr/local/sbin/k3s
+                """)
+            #expect(try run(Repo.provisionBinary, ["apply", path], environment: environment).status == 0)
+            #expect(try lab.exec("lab-2", "cat /var/tmp/k3s-asked").stdout == "asked\n")
+
             let events = lab.hosts.map { lab.serviceEvents($0.name) }
             let second = try run(Repo.provisionBinary, ["apply", path, "--output", "json"], environment: environment)
             #expect(second.status == 0, "\(second.stderr)")
             #expect(!second.stdout.contains("\"changed\""), "\(second.stdout)")
             #expect(lab.hosts.map { lab.serviceEvents($0.name) } == events)   // no k3s (or other) restart
+            #expect(try lab.exec("lab-2", "cat /var/tmp/k3s-asked").stdout == "asked\n")
             #expect(lab.reboots("lab-3") == 1)
 
             // The journal keeps no token either.

@@ -43,6 +43,19 @@ import Testing
                                                  FileDigest(path: "/srv/airgap/k3s", identity: "1 4 5", sha256: "bb")])
     }
 
+    @Test func programsOnHostsAreReplacedPerHostOnly() async throws {
+        let journal = try Journal.open(path: path, redactor: .none)
+        try await journal.keep(programs: [HostProgram(host: "a", program: "k3s", identity: "1 2", version: "k3s version v1"),
+                                          HostProgram(host: "a", program: "docker", identity: "1 3", version: "Docker 27"),
+                                          HostProgram(host: "b", program: "k3s", identity: "1 4", version: "k3s version v1")],
+                               of: ["a", "b"])
+        // Host a was read again and has no Docker any more; host b was not reached this time and keeps its row.
+        try await journal.keep(programs: [HostProgram(host: "a", program: "k3s", identity: "1 5", version: "k3s version v2")],
+                               of: ["a"])
+        #expect(try await journal.hostPrograms() == [HostProgram(host: "a", program: "k3s", identity: "1 5", version: "k3s version v2"),
+                                                     HostProgram(host: "b", program: "k3s", identity: "1 4", version: "k3s version v1")])
+    }
+
     @Test func openCreatesAnOwnerOnlyFolderAndDatabase() throws {
         _ = try Journal.open(path: path, redactor: .none)
         #expect(try permissions(folder.path + "/.provision") == 0o700)
