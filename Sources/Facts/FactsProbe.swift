@@ -11,9 +11,10 @@ public enum FactsProbe {
     /// run again for its version: `k3s --version` alone is tens of milliseconds of a host's CPU at every read.
     public static func script(knowing known: [String: ProgramVersion]) -> String {
         base + programs.map { program in
-            let path = program.names.map { "command -v \($0) 2>/dev/null" }.joined(separator: " || ")
+            // `command -v` is a builtin: a host without the program forks nothing for it.
+            let find = "for c in \(program.names.joined(separator: " ")); do command -v $c >/dev/null 2>&1 && { b=$(command -v $c); break; }; done"
             let memo = known[program.key]
-            return "v=; i=; b=$(\(path)); if [ -n \"$b\" ]; then i=$(stat -L -c '%d %i %s %y %z' \"$b\" 2>/dev/null); "
+            return "v=; i=; b=; \(find); if [ -n \"$b\" ]; then i=$(stat -L -c '%d %i %s %y %z' \"$b\" 2>/dev/null); "
                 + "if [ -n \"$i\" ] && [ \"$i\" = \(ShellQuote.quote(memo?.identity ?? "")) ]; then v=\(ShellQuote.quote(memo?.value ?? "")); "
                 + "else v=$(\(program.version)); fi; fi; p \(program.key) \"$v\"; p \(program.key).identity \"$i\"\n"
         }.joined() + "p end ok\n"
