@@ -70,7 +70,7 @@ public enum K3s {
     /// The sha256 of a local file (hex), hashed once per identity: a digest this run or the journal (`remember`)
     /// already has for the file as `stat` describes it now is used as it is.
     public static func digest(ofFile path: String) throws -> String {
-        let identity = try self.identity(ofFile: path)
+        let (identity, changedAt) = try fileStat(path)
         if let known = digests.withLock({ $0[path]?.digest }), known.identity == identity { return known.sha256 }
         return try hashing.withLock { _ throws(StepError) -> String in
             if let known = digests.withLock({ $0[path]?.digest }), known.identity == identity { return known.sha256 }
@@ -84,7 +84,7 @@ public enum K3s {
             // Not kept when the file changed while it was read; not kept beyond this run (as git does for its index)
             // when it changed in the last two seconds: a write in the same clock tick would leave the same identity.
             guard (try? self.identity(ofFile: path)) == identity else { return digest }
-            let entry = (FileDigest(path: path, identity: identity, sha256: digest), lasting: !changedRecently(path))
+            let entry = (FileDigest(path: path, identity: identity, sha256: digest), lasting: changedAt < Int(time(nil)) - 2)
             digests.withLock { $0[path] = entry }
             return digest
         }
@@ -102,17 +102,14 @@ public enum K3s {
         digests.withLock { $0.values.filter(\.lasting).map(\.digest) }.sorted { $0.path < $1.path }
     }
 
-    private static func changedRecently(_ path: String) -> Bool {
-        var info = stat()
-        var now = timespec()
-        guard stat(path, &info) == 0, clock_gettime(CLOCK_REALTIME, &now) == 0 else { return true }
-        return info.st_ctim.tv_sec >= now.tv_sec - 2
-    }
+    static func identity(ofFile path: String) throws(StepError) -> String { try fileStat(path).identity }
 
-    static func identity(ofFile path: String) throws(StepError) -> String {
+    /// The file's identity and its change time in seconds, from one `stat`.
+    private static func fileStat(_ path: String) throws(StepError) -> (identity: String, changedAt: Int) {
         var info = stat()
         guard stat(path, &info) == 0 else { throw StepError("cannot read \(path): \(String(cString: strerror(errno)))") }
-        return "\(info.st_dev) \(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) "
+        let identity = "\(info.st_dev) \(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) "
             + "\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)"
+        return (identity, Int(info.st_ctim.tv_sec))
     }
 }
