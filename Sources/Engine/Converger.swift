@@ -113,9 +113,8 @@ public struct Converger: Sendable {
             var connection = try await pool.connection(for: host)
             // When the host was last read: a change another host finished before then is in what was read.
             var probedAt = ContinuousClock.now
-            var known = HostFacts()
-            known.programs = settings.knownPrograms[host.name] ?? [:]
-            var (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps, known: known)
+            var (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: steps,
+                                                           known: settings.knownPrograms[host.name] ?? [:])
             lastFacts = facts
             // Each step is judged with the newest facts: a change by an earlier step can make it apply.
             while true {
@@ -135,7 +134,7 @@ public struct Converger: Sendable {
                 // skips this.
                 if settings.mode == .apply && awaitedChange {
                     probedAt = .now
-                    (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: queue.ahead, known: facts)
+                    (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: queue.ahead, known: facts.programs)
                     lastFacts = facts
                 }
                 await progress.stepStarted(host.name, step: step.id)
@@ -324,7 +323,7 @@ public struct Converger: Sendable {
                 if !commands.isEmpty && index == current.count {
                     // The last actions of the round: the host is read again in the same command, not the next.
                     probedAt = .now
-                    let (ran, read) = try await Self.runThenRead(commands, host: host, steps: ahead, known: facts,
+                    let (ran, read) = try await Self.runThenRead(commands, host: host, steps: ahead, known: facts.programs,
                                                                    on: connection)
                     output += ran
                     readWithLastBatch = read
@@ -343,7 +342,7 @@ public struct Converger: Sendable {
                     readWithLastBatch = nil
                 } else {
                     probedAt = .now
-                    (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: ahead, known: facts)
+                    (facts, probes) = try await ProbeRound.run(on: connection, host: host, steps: ahead, known: facts.programs)
                 }
                 context = await self.context(step, host: host, facts: facts, probes: probes)
                 after = try step.decide(context)
@@ -417,8 +416,8 @@ public struct Converger: Sendable {
 
     /// `run`, then the probe round in the same remote command once every command succeeded: the re-check that
     /// follows a change costs no round trip of its own. The round's output (and stderr) follow a marker line.
-    static func runThenRead(_ commands: [String], host: InventoryHost, steps: [any Step], known: HostFacts? = nil,
-                            on connection: SSHConnection) async throws -> (String, (HostFacts, [String: String])) {
+    static func runThenRead(_ commands: [String], host: InventoryHost, steps: [any Step],
+                            known: [String: ProgramVersion] = [:], on connection: SSHConnection) async throws -> (String, (HostFacts, [String: String])) {
         let script = batch(commands) + "\nprintf '\\n%s\\n' \(readMarker); printf '\\n%s\\n' \(readMarker) >&2\n"
             + ProbeRound.script(for: host, steps: steps, known: known)
         let result = try await connection.run(script, privileged: true)

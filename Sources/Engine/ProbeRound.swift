@@ -10,8 +10,8 @@ import Steps
 enum ProbeRound {
     static let marker = "@@provision-probe "
 
-    static func script(for host: InventoryHost, steps: [any Step], known: HostFacts? = nil) -> String {
-        var parts = ["(\n\(FactsProbe.script(knowing: known?.programs ?? [:]))\n)"]
+    static func script(for host: InventoryHost, steps: [any Step], known: [String: ProgramVersion] = [:]) -> String {
+        var parts = ["(\n\(FactsProbe.script(knowing: known))\n)"]
         for step in steps where step.concerns(host) {
             // A subshell keeps one probe's variables and `set --` away from the next.
             parts.append("printf '\\n\(marker)%s\\n' \(ShellQuote.quote(step.id)); (\n\(step.probe(for: host))\n) 2>&1")
@@ -42,7 +42,7 @@ enum ProbeRound {
 
     /// Runs the round on `connection` (as root) and parses it.
     static func run(on connection: SSHConnection, host: InventoryHost, steps: [any Step],
-                    known: HostFacts? = nil) async throws -> (HostFacts, [String: String]) {
+                    known: [String: ProgramVersion] = [:]) async throws -> (HostFacts, [String: String]) {
         let result = try await connection.run(script(for: host, steps: steps, known: known), privileged: true)
         return try read(stdout: result.stdoutText, stderr: result.stderrText, status: result, host: host)
     }

@@ -141,23 +141,29 @@ public actor Journal {
 
     // MARK: Programs on hosts
 
-    /// What the facts script last found of each host's versioned programs (k3s, Docker, gitlab-runner).
-    public func hostPrograms() throws -> [HostProgram] {
+    /// What the facts script last found of each host's versioned programs (k3s, Docker, gitlab-runner), by host
+    /// and facts key.
+    public func hostPrograms() throws -> [String: [String: ProgramVersion]] {
         try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT host, program, identity, version FROM hostPrograms ORDER BY host, program").map {
-                HostProgram(host: $0["host"], program: $0["program"], identity: $0["identity"], version: $0["version"])
+            var known: [String: [String: ProgramVersion]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT host, program, identity, version FROM hostPrograms") {
+                known[row["host"], default: [:]][row["program"]] = ProgramVersion(identity: row["identity"], value: row["version"])
             }
+            return known
         }
     }
 
-    /// Replaces what is kept for each host in `hosts` with its rows in `programs` (one transaction).
-    public func keep(programs: [HostProgram], of hosts: [String]) throws {
-        guard !hosts.isEmpty else { return }
+    /// Replaces what is kept for each host of `programs` with its programs there (one transaction); other hosts
+    /// keep theirs.
+    public func keep(programs: [String: [String: ProgramVersion]]) throws {
+        guard !programs.isEmpty else { return }
         try database.write { db in
-            for host in hosts { try db.execute(sql: "DELETE FROM hostPrograms WHERE host = ?", arguments: [host]) }
-            for program in programs where hosts.contains(program.host) {
-                try db.execute(sql: "INSERT OR REPLACE INTO hostPrograms (host, program, identity, version) VALUES (?, ?, ?, ?)",
-                               arguments: [program.host, program.program, program.identity, program.version])
+            for (host, found) in programs {
+                try db.execute(sql: "DELETE FROM hostPrograms WHERE host = ?", arguments: [host])
+                for (program, version) in found {
+                    try db.execute(sql: "INSERT INTO hostPrograms (host, program, identity, version) VALUES (?, ?, ?, ?)",
+                                   arguments: [host, program, version.identity, version.value])
+                }
             }
         }
     }

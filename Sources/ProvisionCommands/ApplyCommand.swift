@@ -65,7 +65,7 @@ struct ApplyCommand: AsyncParsableCommand {
             }
         }
         K3s.remember(try await journal.fileDigests())
-        let knownPrograms = HostPrograms.byHost(try await journal.hostPrograms())
+        let knownPrograms = try await journal.hostPrograms()
         let run = try await journal.beginRun(command: "apply", inventoryPath: inventory.path, resumedFrom: resumedFrom)
         let progress = TerminalProgress(hosts: selected.map(\.name), redactor: redactor)
         let logger = options.logger(redactor: redactor)
@@ -93,7 +93,10 @@ struct ApplyCommand: AsyncParsableCommand {
         let status: RunStatus = interruption.requested ? .interrupted : converged ? .succeeded : .failed
         try await journal.finishRun(run.id, status: status)
         try? await journal.keep(K3s.knownDigests())
-        try? await journal.keep(programs: HostPrograms.rows(reports), of: reports.filter { $0.facts != nil }.map(\.name))
+        // Hosts not read this time (unreachable) keep what an earlier run found.
+        try? await journal.keep(programs: Dictionary(uniqueKeysWithValues: reports.compactMap { report in
+            report.facts.map { (report.name, $0.programs) }
+        }))
         switch output {
         case .json: Console.out(try RunOutput.json(reports, plan: false))
         case .text: Console.out(RunOutput.summary(reports))

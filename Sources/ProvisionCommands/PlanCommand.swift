@@ -30,7 +30,7 @@ struct PlanCommand: AsyncParsableCommand {
         // Read-only like the rest of plan: what an apply kept (digests, program versions) is used, nothing written.
         let journal = try? Journal.openExisting(path: JournalLocation.database(forInventory: inventory.path))
         if let known = try? await journal?.fileDigests() { K3s.remember(known) }
-        let knownPrograms = HostPrograms.byHost((try? await journal?.hostPrograms()) ?? [])
+        let knownPrograms = (try? await journal?.hostPrograms()) ?? [:]
         let converger = Converger(inventory: inventory, templates: options.templates(for: inventory), pool: pool,
                                   settings: .init(mode: .plan, parallel: options.parallel, knownPrograms: knownPrograms),
                                   redactor: redactor,

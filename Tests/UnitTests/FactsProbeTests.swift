@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionBasics
 import Testing
 @testable import Facts
 

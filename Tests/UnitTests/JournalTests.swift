@@ -45,15 +45,13 @@ import Testing
 
     @Test func programsOnHostsAreReplacedPerHostOnly() async throws {
         let journal = try Journal.open(path: path, redactor: .none)
-        try await journal.keep(programs: [HostProgram(host: "a", program: "k3s", identity: "1 2", version: "k3s version v1"),
-                                          HostProgram(host: "a", program: "docker", identity: "1 3", version: "Docker 27"),
-                                          HostProgram(host: "b", program: "k3s", identity: "1 4", version: "k3s version v1")],
-                               of: ["a", "b"])
+        try await journal.keep(programs: ["a": ["k3s": ProgramVersion(identity: "1 2", value: "k3s version v1"),
+                                                "docker": ProgramVersion(identity: "1 3", value: "Docker 27")],
+                                          "b": ["k3s": ProgramVersion(identity: "1 4", value: "k3s version v1")]])
         // Host a was read again and has no Docker any more; host b was not reached this time and keeps its row.
-        try await journal.keep(programs: [HostProgram(host: "a", program: "k3s", identity: "1 5", version: "k3s version v2")],
-                               of: ["a"])
-        #expect(try await journal.hostPrograms() == [HostProgram(host: "a", program: "k3s", identity: "1 5", version: "k3s version v2"),
-                                                     HostProgram(host: "b", program: "k3s", identity: "1 4", version: "k3s version v1")])
+        try await journal.keep(programs: ["a": ["k3s": ProgramVersion(identity: "1 5", value: "k3s version v2")]])
+        #expect(try await journal.hostPrograms() == ["a": ["k3s": ProgramVersion(identity: "1 5", value: "k3s version v2")],
+                                                     "b": ["k3s": ProgramVersion(identity: "1 4", value: "k3s version v1")]])
     }
 
     @Test func openCreatesAnOwnerOnlyFolderAndDatabase() throws {
